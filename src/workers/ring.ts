@@ -38,7 +38,6 @@ function align8(n: number): number {
   return (n + 7) & ~7;
 }
 
-
 export interface RingOptions {
   /** Size of the frame area in bytes; a multiple of 8, at least 64. */
   capacityBytes: number;

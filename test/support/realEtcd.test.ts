@@ -8,7 +8,9 @@ it("starts a real etcd on loopback that etcdctl can write to, and stops it", asy
   try {
     const env = { ...process.env, ETCDCTL_API: "3" };
     execFileSync("etcdctl", [`--endpoints=${etcd.endpoint}`, "put", "k", "v"], { env });
-    const out = execFileSync("etcdctl", [`--endpoints=${etcd.endpoint}`, "get", "k", "--print-value-only"], { env });
+    const out = execFileSync("etcdctl", [`--endpoints=${etcd.endpoint}`, "get", "k", "--print-value-only"], {
+      env,
+    });
     assert.equal(out.toString().trim(), "v");
   } finally {
     await etcd.stop();

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { spawnWorker } from "../../src/workers/spawn.js";
 import { createRingBuffer, RingConsumer, RingProducer, SharedIndex } from "../../src/workers/ring.js";
+import { spawnWorker } from "../../src/workers/spawn.js";
 
 function frame(seq: number, length: number): Uint8Array {
   const bytes = new Uint8Array(length);
@@ -16,10 +16,16 @@ describe("ring", () => {
     const consumer = new RingConsumer(buffer);
     assert.ok(producer.tryWrite(7, frame(1, 5)));
     assert.ok(producer.tryWrite(8, frame(2, 0)));
-    assert.equal(consumer.poll(() => assert.fail("unpublished frame seen")), 0);
+    assert.equal(
+      consumer.poll(() => assert.fail("unpublished frame seen")),
+      0,
+    );
     producer.publish();
     const seen: Array<[number, number[]]> = [];
-    assert.equal(consumer.poll((tag, payload) => seen.push([tag, [...payload]])), 2);
+    assert.equal(
+      consumer.poll((tag, payload) => seen.push([tag, [...payload]])),
+      2,
+    );
     assert.deepEqual(seen, [
       [7, [...frame(1, 5)]],
       [8, []],
@@ -83,7 +89,9 @@ describe("ring", () => {
   it("carries frames to a worker thread in order while the producer waits for space", async () => {
     const buffer = createRingBuffer({ capacityBytes: 4096 });
     const done = new SharedIndex();
-    const worker = spawnWorker(import.meta.url, "./ringSum.worker", { workerData: { buffer, done: done.buffer } });
+    const worker = spawnWorker(import.meta.url, "./ringSum.worker", {
+      workerData: { buffer, done: done.buffer },
+    });
     const producer = new RingProducer(buffer);
     const total = 20_000;
     let fullHits = 0;
