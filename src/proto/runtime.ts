@@ -112,20 +112,36 @@ function splitNumber(value: number): void {
   splitHi = hi;
 }
 
-// The same ids (cluster_id, member_id) go out in every response header: remember the last split.
-let lastBig = 0n;
-let lastBigLo = 0;
-let lastBigHi = 0;
+// The same ids (cluster_id, member_id) go out in every response header, each split once in the size
+// pass and once in the write pass: remember the last two splits so that costs no BigInt arithmetic.
+let memoBigA = 0n;
+let memoLoA = 0;
+let memoHiA = 0;
+let memoBigB = 0n;
+let memoLoB = 0;
+let memoHiB = 0;
 
 function splitBigint(value: bigint): void {
-  if (value !== lastBig) {
-    const v = BigInt.asUintN(64, value);
-    lastBigLo = Number(v & 0xffffffffn);
-    lastBigHi = Number(v >> 32n);
-    lastBig = value;
+  if (value === memoBigA) {
+    splitLo = memoLoA;
+    splitHi = memoHiA;
+    return;
   }
-  splitLo = lastBigLo;
-  splitHi = lastBigHi;
+  if (value !== memoBigB) {
+    const v = BigInt.asUintN(64, value);
+    memoLoB = Number(v & 0xffffffffn);
+    memoHiB = Number(v >> 32n);
+    memoBigB = value;
+  }
+  splitLo = memoLoB;
+  splitHi = memoHiB;
+  // Promote the hit to A, keeping the two most recent distinct values.
+  memoBigB = memoBigA;
+  memoLoB = memoLoA;
+  memoHiB = memoHiA;
+  memoBigA = value;
+  memoLoA = splitLo;
+  memoHiA = splitHi;
 }
 
 /** Varint size of an int64/uint64 held as a number (negative: two's complement, ten bytes). */
