@@ -1,0 +1,443 @@
+import { randomBytes } from "node:crypto";
+import { cpus } from "node:os";
+import { performance } from "node:perf_hooks";
+import type * as grpc from "@grpc/grpc-js";
+import {
+  type BenchSummary,
+  compareTargets,
+  type SeriesSummary,
+  seriesSummary,
+  type TargetSummary,
+} from "../report/summary.js";
+import { comparisonTable, targetLines } from "../report/text.js";
+import { checkPerfVerdict, type Verdict } from "../report/verdict.js";
+import { fileStem, type WrittenReport, writeReports } from "../report/write.js";
+import type { BenchConfig } from "./config.js";
+import { closeConnections, openConnections } from "./connections.js";
+import { Engine, type IssueRequest } from "./engine.js";
+import { BenchError } from "./errors.js";
+import { assertPrefixEmpty, type CleanupResult, cleanupPrefix } from "./keyspace.js";
+import { processCpuSeconds, processPeakRssBytes } from "./procStats.js";
+import { TokenBucket } from "./rateLimiter.js";
+import { initHistograms, LatencyRecorder } from "./recorder.js";
+import { leaseKeepAliveWorkload, runWatchLatency } from "./streamWorkloads.js";
+import {
+  etcdTarget,
+  etcdTsTarget,
+  externalTarget,
+  nullTarget,
+  type RunningTarget,
+  type Target,
+} from "./targets.js";
+import {
+  type CompleteRequest,
+  checkPerfIssuer,
+  putIssuer,
+  rangeIssuer,
+  txnPutIssuer,
+} from "./unaryWorkloads.js";
+
+/** Where the run writes: stdout lines, and a live progress line when stderr is a TTY. */
+export interface BenchIo {
+  out: (line: string) => void;
+  /** null when stderr is not a terminal: no progress line at all. */
+  progress: ((line: string) => void) | null;
+}
+
+/** When neither a duration nor a rate bounds the run, the throughput series is sized for this long. */
+const plannedSecondsUnbounded = 3600;
+const progressIntervalMs = 1000;
+
+export function targetsFor(config: BenchConfig): Target[] {
+  const compare = config.compareEtcd || config.compareNull || config.compareEtcdTs;
+  const targets: Target[] = [];
+  if (config.endpointsGiven || !compare) targets.push(externalTarget(config.endpoints));
+  if (config.compareEtcd) targets.push(etcdTarget());
+  if (config.compareEtcdTs) targets.push(etcdTsTarget());
+  if (config.compareNull) targets.push(nullTarget());
+  return targets;
+}
+
+const seriesLabel: Record<BenchConfig["workload"], string> = {
+  "check-perf": "put",
+  put: "put",
+  range: "range",
+  "txn-put": "txn",
+  "lease-keepalive": "keepalive",
+  "watch-latency": "watch event",
+};
+
+interface SeriesRun {
+  label: string;
+  recorder: LatencyRecorder;
+  sent: number;
+  statsSeconds: number;
+}
+
+interface MeasuredRun {
+  series: SeriesRun[];
+  /** Requests the server acknowledged in the timed phase (the divisor of its CPU per request). */
+  acknowledged: number;
+  /** Requests the generator issued (the divisor of its own CPU). */
+  issued: number;
+  generatorBlocked: boolean;
+  revisionBefore: bigint | null;
+  cleanup: CleanupResult | null;
+  serverCpuSeconds: number | null;
+  generatorCpuSeconds: number;
+}
+
+function plannedSeconds(config: BenchConfig): number {
+  if (config.durationSeconds !== null) return config.durationSeconds;
+  if (config.permitsPerSecond !== null && config.totalRequests !== null) {
+    return config.totalRequests / config.permitsPerSecond;
+  }
+  return plannedSecondsUnbounded;
+}
+
+function startProgress(
+  io: BenchIo,
+  name: string,
+  config: BenchConfig,
+  startMs: number,
+  read: () => string,
+): () => void {
+  const progress = io.progress;
+  if (progress === null) return () => {};
+  const timer = setInterval(() => {
+    const elapsed = ((performance.now() - startMs) / 1000).toFixed(0);
+    const of = config.durationSeconds === null ? "" : `/${config.durationSeconds}`;
+    progress(`\r\x1b[K${name} ${elapsed}${of} s  ${read()}`);
+  }, progressIntervalMs);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    progress("\r\x1b[K");
+  };
+}
+
+/** Server CPU seconds between two readings, or null for a process we did not start. */
+function cpuDelta(before: number | null, after: number | null): number | null {
+  return before === null || after === null ? null : after - before;
+}
+
+/** The engine-driven workloads: every one but watch-latency. */
+async function runEngineWorkload(
+  target: RunningTarget,
+  name: string,
+  connections: readonly grpc.Client[],
+  config: BenchConfig,
+  io: BenchIo,
+): Promise<MeasuredRun> {
+  const usesPrefix = config.workload !== "lease-keepalive";
+  const revisionBefore = usesPrefix ? await assertPrefixEmpty(connections[0]!, config.prefix) : null;
+  let engine: Engine | null = null;
+  const complete: CompleteRequest = (client, errorText) => engine!.complete(client, errorText);
+  const keyed = {
+    prefix: config.prefix,
+    keySizeBytes: config.keySizeBytes,
+    valueSizeBytes: config.valueSizeBytes,
+    keySpaceSize: config.keySpaceSize,
+    sequentialKeys: config.sequentialKeys,
+  };
+  let closeWorkload = async (): Promise<void> => {};
+  let issue: IssueRequest;
+  switch (config.workload) {
+    case "check-perf":
+      issue = checkPerfIssuer(connections, config.clients, config.prefix, complete);
+      break;
+    case "put":
+      issue = putIssuer(connections, config.clients, keyed, complete);
+      break;
+    case "range":
+      issue = await rangeIssuer(
+        connections,
+        config.clients,
+        { ...keyed, consistency: config.consistency },
+        complete,
+      );
+      break;
+    case "txn-put":
+      issue = txnPutIssuer(connections, config.clients, { ...keyed, txnOps: config.txnOps }, complete);
+      break;
+    case "lease-keepalive": {
+      const workload = await leaseKeepAliveWorkload(connections, config.clients, complete);
+      issue = workload.issue;
+      closeWorkload = workload.close;
+      break;
+    }
+    case "watch-latency":
+      throw new Error("watch-latency is not engine-driven");
+  }
+  const serverCpuBefore = target.pid === null ? null : processCpuSeconds(target.pid);
+  const generatorCpuBefore = process.cpuUsage();
+  const startMs = performance.now();
+  const recorder = new LatencyRecorder(startMs, plannedSeconds(config));
+  engine = new Engine({
+    clients: config.clients,
+    limiter: config.permitsPerSecond === null ? null : new TokenBucket(config.permitsPerSecond, 1),
+    durationSeconds: config.durationSeconds,
+    totalRequests: config.totalRequests,
+    queueCapacity: config.clients,
+    recorder,
+    startMs,
+  });
+  const running = engine;
+  const stopProgress = startProgress(io, name, config, startMs, () => {
+    const seconds = (performance.now() - startMs) / 1000;
+    return (
+      `sent ${running.progress.sent}  ok ${recorder.successes}  failed ${recorder.failures}  ` +
+      `${(recorder.successes / Math.max(seconds, 1e-3)).toFixed(0)}/s`
+    );
+  });
+  const result = await engine.run(issue).finally(stopProgress);
+  const generatorCpu = process.cpuUsage(generatorCpuBefore);
+  const serverCpuAfter = target.pid === null ? null : processCpuSeconds(target.pid);
+  await closeWorkload();
+  const cleanup = usesPrefix
+    ? await cleanupPrefix(connections[0]!, config.prefix, {
+        autoCompact: config.autoCompact,
+        autoDefrag: config.autoDefrag,
+        endpointClients: target.endpoints.map((endpoint, index) => ({
+          endpoint,
+          client: connections[index]!,
+        })),
+        print: io.out,
+      })
+    : null;
+  return {
+    series: [
+      { label: seriesLabel[config.workload], recorder, sent: result.sent, statsSeconds: result.statsSeconds },
+    ],
+    acknowledged: result.succeeded,
+    issued: result.sent,
+    generatorBlocked: result.generatorBlocked,
+    revisionBefore,
+    cleanup,
+    serverCpuSeconds: cpuDelta(serverCpuBefore, serverCpuAfter),
+    generatorCpuSeconds: (generatorCpu.user + generatorCpu.system) / 1_000_000,
+  };
+}
+
+async function runWatchWorkload(
+  target: RunningTarget,
+  connections: readonly grpc.Client[],
+  config: BenchConfig,
+  io: BenchIo,
+): Promise<MeasuredRun> {
+  const revisionBefore = await assertPrefixEmpty(connections[0]!, config.prefix);
+  const key = Buffer.concat([Buffer.from(config.prefix), randomBytes(config.keySizeBytes)]);
+  const serverCpuBefore = target.pid === null ? null : processCpuSeconds(target.pid);
+  const generatorCpuBefore = process.cpuUsage();
+  const startMs = performance.now();
+  const eventRecorder = new LatencyRecorder(startMs, plannedSeconds(config));
+  const putRecorder = new LatencyRecorder(startMs, plannedSeconds(config));
+  const result = await runWatchLatency({
+    putConnection: connections[connections.length - 1]!,
+    watchConnections: connections.slice(0, Math.max(1, connections.length - 1)),
+    streams: config.streams,
+    watchersPerStream: config.watchersPerStream,
+    key,
+    value: randomBytes(config.valueSizeBytes),
+    totalPuts: config.totalRequests,
+    durationSeconds: config.durationSeconds,
+    putsPerSecond: config.permitsPerSecond ?? 100,
+    eventRecorder,
+    putRecorder,
+    startMs,
+  });
+  const generatorCpu = process.cpuUsage(generatorCpuBefore);
+  const serverCpuAfter = target.pid === null ? null : processCpuSeconds(target.pid);
+  const cleanup = await cleanupPrefix(connections[0]!, config.prefix, {
+    autoCompact: false,
+    autoDefrag: false,
+    endpointClients: [],
+    print: io.out,
+  });
+  return {
+    series: [
+      {
+        label: "watch event",
+        recorder: eventRecorder,
+        sent: result.eventsExpected,
+        statsSeconds: result.statsSeconds,
+      },
+      { label: "put", recorder: putRecorder, sent: result.puts, statsSeconds: result.statsSeconds },
+    ],
+    acknowledged: putRecorder.successes,
+    issued: result.puts,
+    generatorBlocked: false,
+    revisionBefore,
+    cleanup,
+    serverCpuSeconds: cpuDelta(serverCpuBefore, serverCpuAfter),
+    generatorCpuSeconds: (generatorCpu.user + generatorCpu.system) / 1_000_000,
+  };
+}
+
+interface TargetOutcome {
+  summary: TargetSummary;
+  hgrm: Map<string, string>;
+}
+
+function skippedSummary(target: Target, reason: string): TargetSummary {
+  return {
+    name: target.name,
+    kind: target.kind,
+    endpoints: [],
+    skipped: reason,
+    series: [],
+    verdict: null,
+    server: { pid: null, cpuSeconds: null, cpuMicrosPerRequest: null, peakRssBytes: null },
+    generator: { cpuMicrosPerRequest: 0, blocked: false },
+    keyspace: { revisionBefore: null, deleteRevision: null, deleted: null },
+  };
+}
+
+async function runTarget(target: Target, config: BenchConfig, io: BenchIo): Promise<TargetOutcome> {
+  const unsupported = target.unsupported(config.workload);
+  if (unsupported !== null) return { summary: skippedSummary(target, unsupported), hgrm: new Map() };
+  const running = await target.start();
+  try {
+    // watch-latency puts on a connection of its own, apart from the watch streams.
+    const connectionCount = config.workload === "watch-latency" ? config.connections + 1 : config.connections;
+    const connections = await openConnections(
+      running.endpoints,
+      Math.max(connectionCount, running.endpoints.length),
+      config.dialTimeoutMs,
+    );
+    let measured: MeasuredRun;
+    try {
+      measured =
+        config.workload === "watch-latency"
+          ? await runWatchWorkload(running, connections, config, io)
+          : await runEngineWorkload(running, target.name, connections, config, io);
+    } finally {
+      closeConnections(connections);
+    }
+    const peakRssBytes = running.pid === null ? null : processPeakRssBytes(running.pid);
+    return summarize(target, running, measured, peakRssBytes, config);
+  } finally {
+    await running.stop();
+  }
+}
+
+function summarize(
+  target: Target,
+  running: RunningTarget,
+  measured: MeasuredRun,
+  peakRssBytes: number | null,
+  config: BenchConfig,
+): TargetOutcome {
+  const hgrm = new Map<string, string>();
+  const series: SeriesSummary[] = [];
+  for (const run of measured.series) {
+    const file = `${fileStem(measured.series.length > 1 ? `${target.name}-${run.label}` : target.name)}.hgrm`;
+    const exported = run.recorder.exportHistogram();
+    // Values are recorded in µs; scaling by 1000 writes the distribution in milliseconds.
+    hgrm.set(file, exported.histogram.outputPercentileDistribution(5, 1000));
+    series.push(seriesSummary(run.label, run.recorder, exported, run.sent, run.statsSeconds, file));
+  }
+  const primary = measured.series[0]!.recorder;
+  let verdict: Verdict | null = null;
+  if (config.workload === "check-perf" && config.permitsPerSecond !== null) {
+    verdict = checkPerfVerdict(
+      {
+        requestsPerSecond: series[0]!.requestsPerSecond,
+        slowestSeconds: primary.maxSeconds,
+        stddevSeconds: primary.stddevSeconds,
+        errors: primary.errors,
+      },
+      config.permitsPerSecond,
+    );
+  }
+  for (const run of measured.series) run.recorder.destroy();
+  const perRequestMicros = (seconds: number | null, count: number): number | null =>
+    seconds === null || count === 0 ? null : (seconds * 1_000_000) / count;
+  return {
+    hgrm,
+    summary: {
+      name: target.name,
+      kind: target.kind,
+      endpoints: running.endpoints,
+      skipped: null,
+      series,
+      verdict,
+      server: {
+        pid: running.pid,
+        cpuSeconds: measured.serverCpuSeconds,
+        cpuMicrosPerRequest: perRequestMicros(measured.serverCpuSeconds, measured.acknowledged),
+        peakRssBytes,
+      },
+      generator: {
+        cpuMicrosPerRequest: perRequestMicros(measured.generatorCpuSeconds, measured.issued) ?? 0,
+        blocked: measured.generatorBlocked,
+      },
+      keyspace: {
+        revisionBefore: measured.revisionBefore?.toString() ?? null,
+        deleteRevision: measured.cleanup?.deleteRevision.toString() ?? null,
+        deleted: measured.cleanup?.deleted.toString() ?? null,
+      },
+    },
+  };
+}
+
+export interface BenchOutcome {
+  summary: BenchSummary;
+  report: WrittenReport;
+  exitCode: 0 | 1;
+}
+
+/** Runs the workload on every target in turn, prints the verdicts and tables, writes the reports. */
+export async function runBench(config: BenchConfig, outDir: string, io: BenchIo): Promise<BenchOutcome> {
+  await initHistograms();
+  const startedAt = new Date().toISOString();
+  const targets = targetsFor(config);
+  const multiple = targets.length > 1;
+  const summaries: TargetSummary[] = [];
+  const hgrm = new Map<string, string>();
+  let pass = true;
+  for (const target of targets) {
+    if (multiple) io.out(`== ${target.name} ==`);
+    let outcome: TargetOutcome;
+    try {
+      outcome = await runTarget(target, config, io);
+    } catch (error) {
+      // A compared server that cannot start is reported and skipped; anything else ends the run.
+      if (!(multiple && error instanceof BenchError && error.code === "BENCH_TARGET_START")) throw error;
+      outcome = { summary: skippedSummary(target, error.message), hgrm: new Map() };
+    }
+    summaries.push(outcome.summary);
+    for (const [file, text] of outcome.hgrm) hgrm.set(file, text);
+    if (outcome.summary.verdict !== null) {
+      for (const line of outcome.summary.verdict.lines) io.out(line);
+      pass &&= outcome.summary.verdict.pass;
+    }
+    io.out("");
+    for (const line of targetLines(outcome.summary)) io.out(line);
+    io.out("");
+  }
+  const summary: BenchSummary = {
+    tool: "etcd-ts bench",
+    formatVersion: 1,
+    startedAt,
+    host: { cpus: cpus().length, node: process.version, platform: `${process.platform}-${process.arch}` },
+    workload: {
+      name: config.workload,
+      load: config.workload === "check-perf" ? config.load : null,
+      clients: config.clients,
+      connections: config.connections,
+      permitsPerSecond: config.permitsPerSecond,
+      durationSeconds: config.durationSeconds,
+      totalRequests: config.totalRequests,
+      keySizeBytes: config.keySizeBytes,
+      valueSizeBytes: config.valueSizeBytes,
+      prefix: config.prefix,
+    },
+    targets: summaries,
+    comparison: compareTargets(summaries),
+  };
+  if (multiple) for (const line of comparisonTable(summary)) io.out(line);
+  const report = writeReports(outDir, summary, hgrm);
+  io.out(`report: ${report.html}`);
+  return { summary, report, exitCode: pass ? 0 : 1 };
+}

@@ -1,0 +1,240 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { WorkloadName } from "./config.js";
+import { BenchError } from "./errors.js";
+
+/**
+ * What the bench runs a workload against. Each target is started (or just named, for an external
+ * endpoint), measured, and stopped; the report shows all of them side by side. A new server is one
+ * more `Target` here: the etcd-ts server already has its seam (`etcdTsTarget`).
+ */
+export type TargetKind = "external" | "etcd" | "etcd-ts" | "null";
+
+export interface RunningTarget {
+  endpoints: string[];
+  /** The server process when we started it (for CPU and RSS from /proc); null for an external endpoint. */
+  pid: number | null;
+  /** Stops the process and deletes its data dir; a no-op for an external endpoint. */
+  stop(): Promise<void>;
+}
+
+export interface Target {
+  name: string;
+  kind: TargetKind;
+  /** Why this target cannot run `workload`, or null if it can. */
+  unsupported(workload: WorkloadName): string | null;
+  start(): Promise<RunningTarget>;
+}
+
+/** How long a started server gets to answer before we give up. */
+export const targetStartTimeoutMs = 30_000;
+/** How long a stopping server gets after SIGTERM before SIGKILL. */
+export const targetStopTimeoutMs = 5_000;
+/** Server stderr kept for the error message if it dies while starting. */
+const stderrKeptBytesMax = 16 * 1024;
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (the kernel picked it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => {
+        if (address === null || typeof address === "string") reject(new Error("no port assigned"));
+        else resolve(address.port);
+      });
+    });
+  });
+}
+
+export function externalTarget(endpoints: readonly string[]): Target {
+  return {
+    name: "endpoint",
+    kind: "external",
+    unsupported: () => null,
+    start: async () => ({ endpoints: [...endpoints], pid: null, stop: async () => {} }),
+  };
+}
+
+interface ManagedChild {
+  child: ChildProcess;
+  stderr: () => string;
+  exited: Promise<void>;
+  stop: () => Promise<void>;
+}
+
+function manage(child: ChildProcess, cleanup: () => void): ManagedChild {
+  let stderr = "";
+  child.stderr?.on("data", (chunk: Buffer) => {
+    if (stderr.length < stderrKeptBytesMax) stderr += chunk.toString();
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.once("error", () => {});
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), targetStopTimeoutMs);
+      await exited;
+      clearTimeout(timer);
+    }
+    cleanup();
+  };
+  return { child, stderr: () => stderr, exited, stop };
+}
+
+/** Waits until `url`/health says healthy, failing early if the process exits. */
+async function waitHealthy(name: string, managed: ManagedChild, clientUrl: string): Promise<void> {
+  const deadline = Date.now() + targetStartTimeoutMs;
+  for (;;) {
+    if (managed.child.exitCode !== null || managed.child.signalCode !== null) {
+      await managed.stop();
+      throw new BenchError(
+        "BENCH_TARGET_START",
+        `${name} exited before it was ready: ${managed.stderr().trim().split("\n").slice(-3).join(" | ")}`,
+      );
+    }
+    try {
+      const response = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1000) });
+      const body = (await response.json()) as { health?: unknown };
+      if (body.health === "true" || body.health === true) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await managed.stop();
+      throw new BenchError(
+        "BENCH_TARGET_START",
+        `${name} did not become healthy in ${targetStartTimeoutMs} ms`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** etcd's flags for a one-member cluster on loopback in a fresh temp dir (etcd-ts takes the same flags). */
+async function etcdFlags(
+  name: string,
+): Promise<{ flags: string[]; dataDir: string; clientUrl: string; endpoint: string }> {
+  const clientPort = await freePort();
+  const peerPort = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), `${name}-bench-`));
+  const clientUrl = `http://127.0.0.1:${clientPort}`;
+  const peerUrl = `http://127.0.0.1:${peerPort}`;
+  const flags = [
+    `--name=${name}`,
+    `--data-dir=${dataDir}`,
+    `--listen-client-urls=${clientUrl}`,
+    `--advertise-client-urls=${clientUrl}`,
+    `--listen-peer-urls=${peerUrl}`,
+    `--initial-advertise-peer-urls=${peerUrl}`,
+    `--initial-cluster=${name}=${peerUrl}`,
+    "--log-level=error",
+  ];
+  return { flags, dataDir, clientUrl, endpoint: `127.0.0.1:${clientPort}` };
+}
+
+/** A real etcd from PATH (or $ETCD_BIN), with etcd's defaults otherwise. */
+export function etcdTarget(): Target {
+  return {
+    name: "etcd",
+    kind: "etcd",
+    unsupported: () => null,
+    start: async () => {
+      const { flags, dataDir, clientUrl, endpoint } = await etcdFlags("etcd");
+      const binary = process.env.ETCD_BIN ?? "etcd";
+      const child = spawn(binary, flags, { stdio: ["ignore", "ignore", "pipe"] });
+      const managed = manage(child, () => rmSync(dataDir, { recursive: true, force: true }));
+      await new Promise((resolve) => setImmediate(resolve));
+      if (child.pid === undefined) {
+        await managed.stop();
+        throw new BenchError("BENCH_TARGET_START", `cannot start ${binary}: is etcd installed and on PATH?`);
+      }
+      await waitHealthy("etcd", managed, clientUrl);
+      return { endpoints: [endpoint], pid: child.pid, stop: managed.stop };
+    },
+  };
+}
+
+/** `node` with tsx when the entry is TypeScript (we run from source), so children work either way. */
+function nodeArgsFor(entryPath: string): string[] {
+  if (!entryPath.endsWith(".ts")) return [entryPath];
+  return ["--import", import.meta.resolve("tsx"), entryPath];
+}
+
+const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
+
+/**
+ * The etcd-ts server, started exactly like etcd (it takes etcd's flags). Its entry point is
+ * $ETCD_TS_ENTRY or src/bin/etcd-ts.ts; until that exists, choosing this target is a clear error.
+ */
+export function etcdTsTarget(): Target {
+  const entry = process.env.ETCD_TS_ENTRY ?? join(repoRoot, "src", "bin", "etcd-ts.ts");
+  return {
+    name: "etcd-ts",
+    kind: "etcd-ts",
+    unsupported: () => null,
+    start: async () => {
+      if (!existsSync(entry)) {
+        throw new BenchError(
+          "BENCH_TARGET_START",
+          `etcd-ts server entry point not found: ${entry} (set ETCD_TS_ENTRY)`,
+        );
+      }
+      const { flags, dataDir, clientUrl, endpoint } = await etcdFlags("etcd-ts");
+      const child = spawn(process.execPath, [...nodeArgsFor(entry), ...flags], {
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      const managed = manage(child, () => rmSync(dataDir, { recursive: true, force: true }));
+      await waitHealthy("etcd-ts", managed, clientUrl);
+      return { endpoints: [endpoint], pid: child.pid ?? null, stop: managed.stop };
+    },
+  };
+}
+
+/** The no-op gRPC KV server of bench/null, in its own process so its CPU is its own. */
+export function nullTarget(): Target {
+  const entry = fileURLToPath(
+    new URL(`../null/server${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url),
+  );
+  return {
+    name: "null",
+    kind: "null",
+    unsupported: (workload) =>
+      workload === "watch-latency" ? "the no-op server stores nothing, so it has no events to watch" : null,
+    start: async () => {
+      const child = spawn(process.execPath, [...nodeArgsFor(entry), "--listen", "127.0.0.1:0"], {
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      const managed = manage(child, () => {});
+      const endpoint = await new Promise<string | null>((resolve) => {
+        let stdout = "";
+        const timer = setTimeout(() => resolve(null), targetStartTimeoutMs);
+        child.stdout?.on("data", (chunk: Buffer) => {
+          stdout += chunk.toString();
+          const match = /listening on (\S+)/.exec(stdout);
+          if (match?.[1] !== undefined) {
+            clearTimeout(timer);
+            resolve(match[1]);
+          }
+        });
+        void managed.exited.then(() => {
+          clearTimeout(timer);
+          resolve(null);
+        });
+      });
+      if (endpoint === null) {
+        await managed.stop();
+        throw new BenchError(
+          "BENCH_TARGET_START",
+          `the no-op server did not start: ${managed.stderr().trim().split("\n").slice(-3).join(" | ")}`,
+        );
+      }
+      return { endpoints: [endpoint], pid: child.pid ?? null, stop: managed.stop };
+    },
+  };
+}

@@ -1,0 +1,173 @@
+import type { Histogram } from "hdr-histogram-js";
+import type { LatencyRecorder } from "../load/recorder.js";
+import type { Verdict } from "./verdict.js";
+
+/**
+ * The report model: plain data built from the recorders once a run ends, so the text, JSON and HTML
+ * reports are pure functions of it (and testable without a server). Latencies are milliseconds.
+ */
+
+export interface LatencySummaryMs {
+  min: number;
+  mean: number;
+  stddev: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  p9999: number;
+  max: number;
+}
+
+export interface SeriesSummary {
+  /** What one sample is: "put", "range", "txn", "keepalive", "watch event". */
+  label: string;
+  sent: number;
+  succeeded: number;
+  failed: number;
+  errors: Record<string, number>;
+  /** The divisor of requestsPerSecond: from the start to the last completion. */
+  statsSeconds: number;
+  requestsPerSecond: number;
+  latencyMs: LatencySummaryMs;
+  /** [percentile (0..100), latency ms] points, log-spaced towards the tail, for the plot. */
+  percentileCurve: Array<[number, number]>;
+  throughputPerSecond: number[];
+  /** The .hgrm file name in the report directory, or null if not written. */
+  hgrmFile: string | null;
+  /** The whole histogram (µs), HdrHistogram's compressed base64 encoding, for merging or re-plotting. */
+  histogramBase64: string;
+}
+
+export interface TargetSummary {
+  name: string;
+  kind: string;
+  endpoints: string[];
+  /** Why the workload did not run on this target, or null. */
+  skipped: string | null;
+  series: SeriesSummary[];
+  verdict: Verdict | null;
+  server: {
+    pid: number | null;
+    cpuSeconds: number | null;
+    /** Server CPU per acknowledged request (per write, for the write workloads), in µs; null if external. */
+    cpuMicrosPerRequest: number | null;
+    peakRssBytes: number | null;
+  };
+  generator: {
+    cpuMicrosPerRequest: number;
+    /** The rate-limited generator found the queue full at least once: the server fell behind. */
+    blocked: boolean;
+  };
+  keyspace: {
+    revisionBefore: string | null;
+    deleteRevision: string | null;
+    deleted: string | null;
+  };
+}
+
+export interface WorkloadSummary {
+  name: string;
+  load: string | null;
+  clients: number;
+  connections: number;
+  permitsPerSecond: number | null;
+  durationSeconds: number | null;
+  totalRequests: number | null;
+  keySizeBytes: number;
+  valueSizeBytes: number;
+  prefix: string;
+}
+
+export interface BenchSummary {
+  tool: "etcd-ts bench";
+  formatVersion: 1;
+  startedAt: string;
+  host: { cpus: number; node: string; platform: string };
+  workload: WorkloadSummary;
+  targets: TargetSummary[];
+  /** Ratios of each target to the reference (etcd when it ran, else the first target). */
+  comparison: ComparisonRow[];
+}
+
+export interface ComparisonRow {
+  target: string;
+  reference: string;
+  requestsPerSecondRatio: number | null;
+  p99Ratio: number | null;
+  cpuPerRequestRatio: number | null;
+}
+
+/** Points of the percentile plot: 0% .. 99.999% in steps even on the 1/(1-p) log axis. */
+export const percentileCurveNinesMax = 5;
+const percentileCurveStepsPerNine = 20;
+
+/** `histogram` is the recorder's exported plain-JS copy (see LatencyRecorder.exportHistogram). */
+export function seriesSummary(
+  label: string,
+  recorder: LatencyRecorder,
+  exported: { histogram: Histogram; base64: string },
+  sent: number,
+  statsSeconds: number,
+  hgrmFile: string | null,
+): SeriesSummary {
+  const histogram = exported.histogram;
+  const atMs = (percentile: number): number =>
+    recorder.successes === 0 ? 0 : histogram.getValueAtPercentile(percentile) / 1000;
+  const curve: Array<[number, number]> = [];
+  if (recorder.successes > 0) {
+    const steps = percentileCurveNinesMax * percentileCurveStepsPerNine;
+    for (let step = 0; step <= steps; step++) {
+      const percentile = 100 * (1 - 10 ** (-step / percentileCurveStepsPerNine));
+      curve.push([percentile, atMs(percentile)]);
+    }
+  }
+  return {
+    label,
+    sent,
+    succeeded: recorder.successes,
+    failed: recorder.failures,
+    errors: Object.fromEntries(recorder.errors),
+    statsSeconds,
+    requestsPerSecond: statsSeconds > 0 ? recorder.successes / statsSeconds : 0,
+    latencyMs: {
+      min: recorder.successes === 0 ? 0 : recorder.minSeconds * 1000,
+      mean: recorder.meanLatencySeconds * 1000,
+      stddev: recorder.stddevSeconds * 1000,
+      p50: atMs(50),
+      p90: atMs(90),
+      p99: atMs(99),
+      p999: atMs(99.9),
+      p9999: atMs(99.99),
+      max: recorder.maxSeconds * 1000,
+    },
+    percentileCurve: curve,
+    throughputPerSecond: recorder.throughputSeries(),
+    hgrmFile,
+    histogramBase64: exported.base64,
+  };
+}
+
+function ratio(value: number | null | undefined, reference: number | null | undefined): number | null {
+  if (value === null || value === undefined || reference === null || reference === undefined) return null;
+  if (!Number.isFinite(value) || !Number.isFinite(reference) || reference === 0) return null;
+  return value / reference;
+}
+
+/** Each target against etcd (if it ran) or else the first target that ran. */
+export function compareTargets(targets: readonly TargetSummary[]): ComparisonRow[] {
+  const ran = targets.filter((target) => target.skipped === null && target.series.length > 0);
+  const reference = ran.find((target) => target.kind === "etcd") ?? ran[0];
+  if (reference === undefined) return [];
+  const referenceSeries = reference.series[0]!;
+  return ran.map((target) => {
+    const series = target.series[0]!;
+    return {
+      target: target.name,
+      reference: reference.name,
+      requestsPerSecondRatio: ratio(series.requestsPerSecond, referenceSeries.requestsPerSecond),
+      p99Ratio: ratio(series.latencyMs.p99, referenceSeries.latencyMs.p99),
+      cpuPerRequestRatio: ratio(target.server.cpuMicrosPerRequest, reference.server.cpuMicrosPerRequest),
+    };
+  });
+}

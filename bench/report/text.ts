@@ -1,0 +1,123 @@
+import type { BenchSummary, SeriesSummary, TargetSummary } from "./summary.js";
+
+/** Plain-text tables for stdout: the percentile table per target and all targets side by side. */
+
+function formatMs(value: number): string {
+  if (!Number.isFinite(value)) return "n/a";
+  return value >= 100 ? value.toFixed(1) : value >= 10 ? value.toFixed(2) : value.toFixed(3);
+}
+
+function formatNumber(value: number | null, digits: number): string {
+  return value === null || !Number.isFinite(value) ? "n/a" : value.toFixed(digits);
+}
+
+function formatRatio(value: number | null): string {
+  return value === null ? "n/a" : `${value.toFixed(2)}x`;
+}
+
+/** Left-aligns the first column, right-aligns the rest. */
+export function alignColumns(rows: readonly (readonly string[])[]): string[] {
+  const widths: number[] = [];
+  for (const row of rows) {
+    row.forEach((cell, index) => {
+      widths[index] = Math.max(widths[index] ?? 0, cell.length);
+    });
+  }
+  return rows.map((row) =>
+    row
+      .map((cell, index) => (index === 0 ? cell.padEnd(widths[index]!) : cell.padStart(widths[index]!)))
+      .join("  ")
+      .trimEnd(),
+  );
+}
+
+export function percentileTable(series: readonly SeriesSummary[]): string[] {
+  const rows: string[][] = [["latency ms", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean", "stddev"]];
+  for (const entry of series) {
+    const latency = entry.latencyMs;
+    rows.push([
+      entry.label,
+      ...[
+        latency.p50,
+        latency.p90,
+        latency.p99,
+        latency.p999,
+        latency.p9999,
+        latency.max,
+        latency.mean,
+        latency.stddev,
+      ].map(formatMs),
+    ]);
+  }
+  return alignColumns(rows);
+}
+
+export function countsLine(series: SeriesSummary): string {
+  return (
+    `${series.label}: ${series.sent} sent, ${series.succeeded} succeeded, ${series.failed} failed, ` +
+    `${series.requestsPerSecond.toFixed(1)}/s over ${series.statsSeconds.toFixed(3)} s`
+  );
+}
+
+export function targetLines(target: TargetSummary): string[] {
+  if (target.skipped !== null) return [`skipped: ${target.skipped}`];
+  const lines = target.series.map(countsLine);
+  lines.push(...percentileTable(target.series));
+  const cpu =
+    target.server.cpuMicrosPerRequest === null
+      ? "server CPU n/a (external endpoint)"
+      : `server CPU ${target.server.cpuMicrosPerRequest.toFixed(1)} µs per acknowledged request`;
+  const rss =
+    target.server.peakRssBytes === null
+      ? ""
+      : `, peak RSS ${(target.server.peakRssBytes / 1_048_576).toFixed(1)} MiB`;
+  lines.push(`${cpu}${rss}; generator CPU ${target.generator.cpuMicrosPerRequest.toFixed(1)} µs per request`);
+  if (target.generator.blocked) {
+    lines.push("note: the generator's queue filled up at times (the target fell behind the requested rate)");
+  }
+  return lines;
+}
+
+/** All targets side by side, with each one's ratio to the reference (etcd when it ran). */
+export function comparisonTable(summary: BenchSummary): string[] {
+  const reference = summary.comparison[0]?.reference ?? "reference";
+  const rows: string[][] = [
+    [
+      "target",
+      "req/s",
+      "p50 ms",
+      "p99 ms",
+      "max ms",
+      "errors",
+      "server µs/req",
+      "peak RSS MiB",
+      "gen µs/req",
+      `req/s vs ${reference}`,
+      `p99 vs ${reference}`,
+      `CPU vs ${reference}`,
+    ],
+  ];
+  for (const target of summary.targets) {
+    const series = target.series[0];
+    if (target.skipped !== null || series === undefined) {
+      rows.push([target.name, "skipped"]);
+      continue;
+    }
+    const comparison = summary.comparison.find((row) => row.target === target.name);
+    rows.push([
+      target.name,
+      series.requestsPerSecond.toFixed(0),
+      formatMs(series.latencyMs.p50),
+      formatMs(series.latencyMs.p99),
+      formatMs(series.latencyMs.max),
+      String(series.failed),
+      formatNumber(target.server.cpuMicrosPerRequest, 1),
+      formatNumber(target.server.peakRssBytes === null ? null : target.server.peakRssBytes / 1_048_576, 1),
+      target.generator.cpuMicrosPerRequest.toFixed(1),
+      formatRatio(comparison?.requestsPerSecondRatio ?? null),
+      formatRatio(comparison?.p99Ratio ?? null),
+      formatRatio(comparison?.cpuPerRequestRatio ?? null),
+    ]);
+  }
+  return alignColumns(rows);
+}
