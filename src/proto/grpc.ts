@@ -85,8 +85,8 @@ export interface ClientConstructor<C extends grpc.Client> {
 }
 
 /** The same client whose request arguments are bytes already encoded (see preEncodedService). */
-export type PreEncodedClient<C> = {
-  [K in keyof C]: C[K] extends UnaryClientMethod<infer _ReqIn, infer Res>
+export type PreEncodedClient<C extends grpc.Client> = grpc.Client & {
+  [K in Exclude<keyof C, keyof grpc.Client>]: C[K] extends UnaryClientMethod<infer _ReqIn, infer Res>
     ? UnaryClientMethod<Uint8Array, Res>
     : C[K] extends ServerStreamClientMethod<infer _ReqIn, infer Res>
       ? ServerStreamClientMethod<Uint8Array, Res>

@@ -198,3 +198,41 @@ export function randomMessage(
   }
   return out;
 }
+
+/**
+ * One line per message, enum and service: every field as number:name:label:type:oneof, every enum
+ * value, every method with its streaming. Comparable across two sets of .proto files.
+ */
+export function schemaListing(root: protobuf.Root): string[] {
+  const lines: string[] = [];
+  const walk = (ns: protobuf.NamespaceBase) => {
+    for (const o of ns.nestedArray) {
+      const name = o.fullName.slice(1);
+      if (o instanceof protobuf.Type) {
+        const fields = o.fieldsArray
+          .slice()
+          .sort((x, y) => x.id - y.id)
+          .map((f) => {
+            const type = f.resolvedType ? f.resolvedType.fullName.slice(1) : f.type;
+            return `${f.id}:${f.name}:${f.repeated ? "repeated" : ""}:${type}:${f.partOf?.name ?? ""}`;
+          });
+        lines.push(`message ${name} ${fields.join(" ")}`);
+        walk(o);
+      } else if (o instanceof protobuf.Enum) {
+        lines.push(
+          `enum ${name} ${Object.entries(o.values)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(" ")}`,
+        );
+      } else if (o instanceof protobuf.Service) {
+        const methods = o.methodsArray.map((m) => {
+          const req = `${m.requestStream ? "stream " : ""}${m.resolvedRequestType?.fullName.slice(1)}`;
+          return `${m.name}(${req})->${m.responseStream ? "stream " : ""}${m.resolvedResponseType?.fullName.slice(1)}`;
+        });
+        lines.push(`service ${name} ${methods.join(" ")}`);
+      } else if (o instanceof protobuf.Namespace) walk(o);
+    }
+  };
+  walk(root);
+  return lines.sort();
+}

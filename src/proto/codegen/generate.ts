@@ -9,7 +9,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import protobuf from "protobufjs";
 
 const PROTO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -765,14 +765,22 @@ function genServices(root: protobuf.Root): string {
   return out.join("\n");
 }
 
-function main(): void {
+/** Every generated module's text, keyed by file name under gen/. */
+export function generateAll(): Map<string, string> {
   const root = loadRoot();
-  mkdirSync(OUT_DIR, { recursive: true });
-  for (const p of PACKAGES) {
-    writeFileSync(join(OUT_DIR, `${p.name}.ts`), genPackage(root, p.name));
-  }
-  writeFileSync(join(OUT_DIR, "services.ts"), genServices(root));
-  console.log(`proto:gen wrote ${PACKAGES.length + 1} modules to ${OUT_DIR}`);
+  const files = new Map<string, string>();
+  for (const p of PACKAGES) files.set(`${p.name}.ts`, genPackage(root, p.name));
+  files.set("services.ts", genServices(root));
+  return files;
 }
 
-main();
+export const GEN_DIR = OUT_DIR;
+
+function main(): void {
+  mkdirSync(OUT_DIR, { recursive: true });
+  const files = generateAll();
+  for (const [name, text] of files) writeFileSync(join(OUT_DIR, name), text);
+  console.log(`proto:gen wrote ${files.size} modules to ${OUT_DIR}`);
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) main();
