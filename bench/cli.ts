@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseConfig, usage } from "./load/config.js";
 import { BenchError, ExitCode } from "./load/errors.js";
-import { runBench } from "./load/run.js";
+import { runBench, stopActiveTargets } from "./load/run.js";
 import { timestampDirName } from "./report/write.js";
 
 const resultsDir = fileURLToPath(new URL("./results/", import.meta.url));
@@ -21,7 +21,9 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const outDir = config.outDir ?? join(resultsDir, timestampDirName(new Date()));
   const outcome = await runBench(config, outDir, {
-    out: (line) => process.stdout.write(`${line}\n`),
+    out: (line) => {
+      if (process.stdout.writable) process.stdout.write(`${line}\n`);
+    },
     progress: process.stderr.isTTY ? (line) => process.stderr.write(line) : null,
   });
   return outcome.exitCode;
@@ -39,6 +41,19 @@ function reportError(error: unknown): number {
     process.stderr.write(`${error.stack}\n`);
   }
   return ExitCode.error;
+}
+
+// A reader that went away (`| head`) ends our output, not the run with a stack trace.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code !== "EPIPE") throw error;
+});
+
+// Interrupted: stop the servers we started (etcd, the no-op server) before leaving, as etcdctl
+// leaves nothing behind either.
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    void stopActiveTargets().finally(() => process.exit(130));
+  });
 }
 
 main(process.argv.slice(2)).then(

@@ -293,10 +293,21 @@ function skippedSummary(target: Target, reason: string): TargetSummary {
   };
 }
 
+/** Servers started and not yet stopped, so an interrupted run can stop them (see stopActiveTargets). */
+const activeTargets = new Set<RunningTarget>();
+
+/** Stops every server this run started and has not stopped yet (for SIGINT/SIGTERM). */
+export async function stopActiveTargets(): Promise<void> {
+  const running = [...activeTargets];
+  activeTargets.clear();
+  await Promise.all(running.map((target) => target.stop().catch(() => {})));
+}
+
 async function runTarget(target: Target, config: BenchConfig, io: BenchIo): Promise<TargetOutcome> {
   const unsupported = target.unsupported(config.workload);
   if (unsupported !== null) return { summary: skippedSummary(target, unsupported), hgrm: new Map() };
   const running = await target.start();
+  activeTargets.add(running);
   try {
     // watch-latency puts on a connection of its own, apart from the watch streams.
     const connectionCount = config.workload === "watch-latency" ? config.connections + 1 : config.connections;
@@ -317,6 +328,7 @@ async function runTarget(target: Target, config: BenchConfig, io: BenchIo): Prom
     const peakRssBytes = running.pid === null ? null : processPeakRssBytes(running.pid);
     return summarize(target, running, measured, peakRssBytes, config);
   } finally {
+    activeTargets.delete(running);
     await running.stop();
   }
 }

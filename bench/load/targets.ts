@@ -207,8 +207,9 @@ export function nullTarget(): Target {
     unsupported: (workload) =>
       workload === "watch-latency" ? "the no-op server stores nothing, so it has no events to watch" : null,
     start: async () => {
+      // stdin stays open as a lifeline: the server exits when the bench does, even on SIGKILL.
       const child = spawn(process.execPath, [...nodeArgsFor(entry), "--listen", "127.0.0.1:0"], {
-        stdio: ["ignore", "pipe", "pipe"],
+        stdio: ["pipe", "pipe", "pipe"],
       });
       const managed = manage(child, () => {});
       const endpoint = await new Promise<string | null>((resolve) => {

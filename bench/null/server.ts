@@ -20,6 +20,10 @@ async function main(): Promise<void> {
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
+  // The bench keeps our stdin open; when it ends, the bench is gone and so are we.
+  process.stdin.on("end", stop);
+  process.stdin.on("error", stop);
+  process.stdin.resume();
   process.stdout.write(`listening on ${server.endpoint}\n`);
 }
 
