@@ -61,7 +61,7 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     socket.setTimeout(SNIFF_TIMEOUT_MS, () => socket.destroy());
-    let head = Buffer.alloc(0);
+    let head: Buffer = Buffer.alloc(0);
     const onData = (chunk: Buffer): void => {
       head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
       // Decide as soon as the bytes seen either complete the preface or stop matching it.
@@ -72,7 +72,9 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
       socket.pause();
       route(socket, head);
     };
-    const onError = (): void => socket.destroy();
+    const onError = (): void => {
+      socket.destroy();
+    };
     socket.on("data", onData);
     socket.on("error", onError);
   });

@@ -63,7 +63,7 @@ describe("client port: gRPC and HTTP/1.1 on one listener", () => {
     const Client = grpc.makeGenericClientConstructor(echoService, "Echo");
     const client = new Client(`127.0.0.1:${port.address().port}`, grpc.credentials.createInsecure());
     const reply = await new Promise<Buffer>((resolve, reject) => {
-      client.Echo(Buffer.from("hi"), (error: grpc.ServiceError | null, value?: Buffer) =>
+      client.Echo!(Buffer.from("hi"), (error: grpc.ServiceError | null, value?: Buffer) =>
         error ? reject(error) : resolve(value ?? Buffer.alloc(0)),
       );
     });
