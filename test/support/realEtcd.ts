@@ -9,6 +9,7 @@ export interface RealEtcd {
   /** host:port of the client URL, as etcdctl's --endpoints takes it. */
   endpoint: string;
   clientUrl: string;
+  peerUrl: string;
   dataDir: string;
   process: ChildProcess;
   /** Kills etcd (SIGTERM, then SIGKILL after 5 s) and removes its data dir. */
@@ -80,5 +81,5 @@ export async function startRealEtcd(options: RealEtcdOptions = {}): Promise<Real
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  return { endpoint: `127.0.0.1:${clientPort}`, clientUrl, dataDir, process: child, stop };
+  return { endpoint: `127.0.0.1:${clientPort}`, clientUrl, peerUrl, dataDir, process: child, stop };
 }
