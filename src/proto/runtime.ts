@@ -146,7 +146,8 @@ function splitBigint(value: bigint): void {
 
 /** Varint size of an int64/uint64 held as a number (negative: two's complement, ten bytes). */
 export function int64NumberSize(value: number): number {
-  if (value >= 0 && value < 0x80000000) return varint32Size(value);
+  // (value | 0) === value: a non-negative int32, so no fraction and no NaN on the fast path.
+  if ((value | 0) === value && value >= 0) return varint32Size(value);
   splitNumber(value);
   return varint64SizeParts(splitLo, splitHi);
 }
@@ -216,7 +217,7 @@ export class Writer {
   }
 
   int64Number(value: number): void {
-    if (value >= 0 && value < 0x80000000) {
+    if ((value | 0) === value && value >= 0) {
       this.uint32(value);
       return;
     }

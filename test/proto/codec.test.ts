@@ -286,3 +286,11 @@ function varint(n: number): Buffer {
   out.push(n);
   return Buffer.from(out);
 }
+
+describe("programmer errors in what we encode are loud", () => {
+  it("a non-integer in a 64-bit number field throws instead of vanishing or rounding", () => {
+    assert.throws(() => etcdserverpb.RangeRequest.encode({ key: Buffer.from("k"), revision: Number.NaN }));
+    assert.throws(() => etcdserverpb.RangeRequest.encode({ key: Buffer.from("k"), limit: 1.5 }));
+    assert.throws(() => etcdserverpb.RangeRequest.encode({ key: Buffer.from("k"), limit: 2 ** 40 + 0.5 }));
+  });
+});

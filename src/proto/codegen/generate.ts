@@ -254,6 +254,10 @@ function presentCond(f: FieldInfo, v: string): string {
       return `${v} != null`;
     case "bytes":
       return `${v} !== undefined && ${v}.length !== 0`;
+    case "int64n":
+    case "uint64n":
+      // Not falsiness: NaN must reach the writer's integer assertion instead of vanishing.
+      return `${v} !== undefined && ${v} !== 0`;
     default:
       // 0, 0n, false, "" and undefined are all falsy: exactly the values proto3 leaves off the wire.
       return `${v}`;

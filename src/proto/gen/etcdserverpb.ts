@@ -170,10 +170,10 @@ function sizeResponseHeader(m: ResponseHeaderInit): number {
   if (m.memberId) {
     n += 1 + int64BigintSize(m.memberId);
   }
-  if (m.revision) {
+  if (m.revision !== undefined && m.revision !== 0) {
     n += 1 + int64NumberSize(m.revision);
   }
-  if (m.raftTerm) {
+  if (m.raftTerm !== undefined && m.raftTerm !== 0) {
     n += 1 + int64NumberSize(m.raftTerm);
   }
   return n;
@@ -188,11 +188,11 @@ function writeResponseHeader(m: ResponseHeaderInit, w: Writer): void {
     w.uint32(16);
     w.int64Bigint(m.memberId);
   }
-  if (m.revision) {
+  if (m.revision !== undefined && m.revision !== 0) {
     w.uint32(24);
     w.int64Number(m.revision);
   }
-  if (m.raftTerm) {
+  if (m.raftTerm !== undefined && m.raftTerm !== 0) {
     w.uint32(32);
     w.int64Number(m.raftTerm);
   }
@@ -304,10 +304,10 @@ function sizeRangeRequest(m: RangeRequestInit): number {
   if (m.rangeEnd !== undefined && m.rangeEnd.length !== 0) {
     n += 1 + varint32Size(m.rangeEnd.length) + m.rangeEnd.length;
   }
-  if (m.limit) {
+  if (m.limit !== undefined && m.limit !== 0) {
     n += 1 + int64NumberSize(m.limit);
   }
-  if (m.revision) {
+  if (m.revision !== undefined && m.revision !== 0) {
     n += 1 + int64NumberSize(m.revision);
   }
   if (m.sortOrder) {
@@ -325,16 +325,16 @@ function sizeRangeRequest(m: RangeRequestInit): number {
   if (m.countOnly) {
     n += 1 + 1;
   }
-  if (m.minModRevision) {
+  if (m.minModRevision !== undefined && m.minModRevision !== 0) {
     n += 1 + int64NumberSize(m.minModRevision);
   }
-  if (m.maxModRevision) {
+  if (m.maxModRevision !== undefined && m.maxModRevision !== 0) {
     n += 1 + int64NumberSize(m.maxModRevision);
   }
-  if (m.minCreateRevision) {
+  if (m.minCreateRevision !== undefined && m.minCreateRevision !== 0) {
     n += 1 + int64NumberSize(m.minCreateRevision);
   }
-  if (m.maxCreateRevision) {
+  if (m.maxCreateRevision !== undefined && m.maxCreateRevision !== 0) {
     n += 1 + int64NumberSize(m.maxCreateRevision);
   }
   return n;
@@ -349,11 +349,11 @@ function writeRangeRequest(m: RangeRequestInit, w: Writer): void {
     w.uint32(18);
     w.bytes(m.rangeEnd);
   }
-  if (m.limit) {
+  if (m.limit !== undefined && m.limit !== 0) {
     w.uint32(24);
     w.int64Number(m.limit);
   }
-  if (m.revision) {
+  if (m.revision !== undefined && m.revision !== 0) {
     w.uint32(32);
     w.int64Number(m.revision);
   }
@@ -377,19 +377,19 @@ function writeRangeRequest(m: RangeRequestInit, w: Writer): void {
     w.uint32(72);
     w.bool(m.countOnly);
   }
-  if (m.minModRevision) {
+  if (m.minModRevision !== undefined && m.minModRevision !== 0) {
     w.uint32(80);
     w.int64Number(m.minModRevision);
   }
-  if (m.maxModRevision) {
+  if (m.maxModRevision !== undefined && m.maxModRevision !== 0) {
     w.uint32(88);
     w.int64Number(m.maxModRevision);
   }
-  if (m.minCreateRevision) {
+  if (m.minCreateRevision !== undefined && m.minCreateRevision !== 0) {
     w.uint32(96);
     w.int64Number(m.minCreateRevision);
   }
-  if (m.maxCreateRevision) {
+  if (m.maxCreateRevision !== undefined && m.maxCreateRevision !== 0) {
     w.uint32(104);
     w.int64Number(m.maxCreateRevision);
   }
@@ -529,7 +529,7 @@ function sizeRangeResponse(m: RangeResponseInit): number {
   if (m.more) {
     n += 1 + 1;
   }
-  if (m.count) {
+  if (m.count !== undefined && m.count !== 0) {
     n += 1 + int64NumberSize(m.count);
   }
   return n;
@@ -553,7 +553,7 @@ function writeRangeResponse(m: RangeResponseInit, w: Writer): void {
     w.uint32(24);
     w.bool(m.more);
   }
-  if (m.count) {
+  if (m.count !== undefined && m.count !== 0) {
     w.uint32(32);
     w.int64Number(m.count);
   }
@@ -972,7 +972,7 @@ function sizeDeleteRangeResponse(m: DeleteRangeResponseInit): number {
     sizeCacheSet(slot, s);
     n += 1 + varint32Size(s) + s;
   }
-  if (m.deleted) {
+  if (m.deleted !== undefined && m.deleted !== 0) {
     n += 1 + int64NumberSize(m.deleted);
   }
   const prevKvsList = m.prevKvs;
@@ -994,7 +994,7 @@ function writeDeleteRangeResponse(m: DeleteRangeResponseInit, w: Writer): void {
     w.uint32(sizeCacheTake());
     ResponseHeader.$write(m.header, w);
   }
-  if (m.deleted) {
+  if (m.deleted !== undefined && m.deleted !== 0) {
     w.uint32(16);
     w.int64Number(m.deleted);
   }
@@ -1855,7 +1855,7 @@ export interface CompactionRequestInit {
 
 function sizeCompactionRequest(m: CompactionRequestInit): number {
   let n = 0;
-  if (m.revision) {
+  if (m.revision !== undefined && m.revision !== 0) {
     n += 1 + int64NumberSize(m.revision);
   }
   if (m.physical) {
@@ -1865,7 +1865,7 @@ function sizeCompactionRequest(m: CompactionRequestInit): number {
 }
 
 function writeCompactionRequest(m: CompactionRequestInit, w: Writer): void {
-  if (m.revision) {
+  if (m.revision !== undefined && m.revision !== 0) {
     w.uint32(8);
     w.int64Number(m.revision);
   }
@@ -2060,14 +2060,14 @@ export interface HashKVRequestInit {
 
 function sizeHashKVRequest(m: HashKVRequestInit): number {
   let n = 0;
-  if (m.revision) {
+  if (m.revision !== undefined && m.revision !== 0) {
     n += 1 + int64NumberSize(m.revision);
   }
   return n;
 }
 
 function writeHashKVRequest(m: HashKVRequestInit, w: Writer): void {
-  if (m.revision) {
+  if (m.revision !== undefined && m.revision !== 0) {
     w.uint32(8);
     w.int64Number(m.revision);
   }
@@ -2141,7 +2141,7 @@ function sizeHashKVResponse(m: HashKVResponseInit): number {
   if (m.hash) {
     n += 1 + varint32Size(m.hash);
   }
-  if (m.compactRevision) {
+  if (m.compactRevision !== undefined && m.compactRevision !== 0) {
     n += 1 + int64NumberSize(m.compactRevision);
   }
   return n;
@@ -2157,7 +2157,7 @@ function writeHashKVResponse(m: HashKVResponseInit, w: Writer): void {
     w.uint32(16);
     w.uint32(m.hash);
   }
-  if (m.compactRevision) {
+  if (m.compactRevision !== undefined && m.compactRevision !== 0) {
     w.uint32(24);
     w.int64Number(m.compactRevision);
   }
@@ -2383,7 +2383,7 @@ function sizeSnapshotResponse(m: SnapshotResponseInit): number {
     sizeCacheSet(slot, s);
     n += 1 + varint32Size(s) + s;
   }
-  if (m.remainingBytes) {
+  if (m.remainingBytes !== undefined && m.remainingBytes !== 0) {
     n += 1 + int64NumberSize(m.remainingBytes);
   }
   if (m.blob !== undefined && m.blob.length !== 0) {
@@ -2398,7 +2398,7 @@ function writeSnapshotResponse(m: SnapshotResponseInit, w: Writer): void {
     w.uint32(sizeCacheTake());
     ResponseHeader.$write(m.header, w);
   }
-  if (m.remainingBytes) {
+  if (m.remainingBytes !== undefined && m.remainingBytes !== 0) {
     w.uint32(16);
     w.int64Number(m.remainingBytes);
   }
@@ -2651,7 +2651,7 @@ function sizeWatchCreateRequest(m: WatchCreateRequestInit): number {
   if (m.rangeEnd !== undefined && m.rangeEnd.length !== 0) {
     n += 1 + varint32Size(m.rangeEnd.length) + m.rangeEnd.length;
   }
-  if (m.startRevision) {
+  if (m.startRevision !== undefined && m.startRevision !== 0) {
     n += 1 + int64NumberSize(m.startRevision);
   }
   if (m.progressNotify) {
@@ -2667,7 +2667,7 @@ function sizeWatchCreateRequest(m: WatchCreateRequestInit): number {
   if (m.prevKv) {
     n += 1 + 1;
   }
-  if (m.watchId) {
+  if (m.watchId !== undefined && m.watchId !== 0) {
     n += 1 + int64NumberSize(m.watchId);
   }
   if (m.fragment) {
@@ -2685,7 +2685,7 @@ function writeWatchCreateRequest(m: WatchCreateRequestInit, w: Writer): void {
     w.uint32(18);
     w.bytes(m.rangeEnd);
   }
-  if (m.startRevision) {
+  if (m.startRevision !== undefined && m.startRevision !== 0) {
     w.uint32(24);
     w.int64Number(m.startRevision);
   }
@@ -2703,7 +2703,7 @@ function writeWatchCreateRequest(m: WatchCreateRequestInit, w: Writer): void {
     w.uint32(48);
     w.bool(m.prevKv);
   }
-  if (m.watchId) {
+  if (m.watchId !== undefined && m.watchId !== 0) {
     w.uint32(56);
     w.int64Number(m.watchId);
   }
@@ -2799,14 +2799,14 @@ export interface WatchCancelRequestInit {
 
 function sizeWatchCancelRequest(m: WatchCancelRequestInit): number {
   let n = 0;
-  if (m.watchId) {
+  if (m.watchId !== undefined && m.watchId !== 0) {
     n += 1 + int64NumberSize(m.watchId);
   }
   return n;
 }
 
 function writeWatchCancelRequest(m: WatchCancelRequestInit, w: Writer): void {
-  if (m.watchId) {
+  if (m.watchId !== undefined && m.watchId !== 0) {
     w.uint32(8);
     w.int64Number(m.watchId);
   }
@@ -2945,7 +2945,7 @@ function sizeWatchResponse(m: WatchResponseInit): number {
     sizeCacheSet(slot, s);
     n += 1 + varint32Size(s) + s;
   }
-  if (m.watchId) {
+  if (m.watchId !== undefined && m.watchId !== 0) {
     n += 1 + int64NumberSize(m.watchId);
   }
   if (m.created) {
@@ -2954,7 +2954,7 @@ function sizeWatchResponse(m: WatchResponseInit): number {
   if (m.canceled) {
     n += 1 + 1;
   }
-  if (m.compactRevision) {
+  if (m.compactRevision !== undefined && m.compactRevision !== 0) {
     n += 1 + int64NumberSize(m.compactRevision);
   }
   if (m.cancelReason) {
@@ -2984,7 +2984,7 @@ function writeWatchResponse(m: WatchResponseInit, w: Writer): void {
     w.uint32(sizeCacheTake());
     ResponseHeader.$write(m.header, w);
   }
-  if (m.watchId) {
+  if (m.watchId !== undefined && m.watchId !== 0) {
     w.uint32(16);
     w.int64Number(m.watchId);
   }
@@ -2996,7 +2996,7 @@ function writeWatchResponse(m: WatchResponseInit, w: Writer): void {
     w.uint32(32);
     w.bool(m.canceled);
   }
-  if (m.compactRevision) {
+  if (m.compactRevision !== undefined && m.compactRevision !== 0) {
     w.uint32(40);
     w.int64Number(m.compactRevision);
   }
@@ -3116,7 +3116,7 @@ export interface LeaseGrantRequestInit {
 
 function sizeLeaseGrantRequest(m: LeaseGrantRequestInit): number {
   let n = 0;
-  if (m.TTL) {
+  if (m.TTL !== undefined && m.TTL !== 0) {
     n += 1 + int64NumberSize(m.TTL);
   }
   if (m.ID) {
@@ -3126,7 +3126,7 @@ function sizeLeaseGrantRequest(m: LeaseGrantRequestInit): number {
 }
 
 function writeLeaseGrantRequest(m: LeaseGrantRequestInit, w: Writer): void {
-  if (m.TTL) {
+  if (m.TTL !== undefined && m.TTL !== 0) {
     w.uint32(8);
     w.int64Number(m.TTL);
   }
@@ -3210,7 +3210,7 @@ function sizeLeaseGrantResponse(m: LeaseGrantResponseInit): number {
   if (m.ID) {
     n += 1 + int64BigintSize(m.ID);
   }
-  if (m.TTL) {
+  if (m.TTL !== undefined && m.TTL !== 0) {
     n += 1 + int64NumberSize(m.TTL);
   }
   if (m.error) {
@@ -3231,7 +3231,7 @@ function writeLeaseGrantResponse(m: LeaseGrantResponseInit, w: Writer): void {
     w.uint32(16);
     w.int64Bigint(m.ID);
   }
-  if (m.TTL) {
+  if (m.TTL !== undefined && m.TTL !== 0) {
     w.uint32(24);
     w.int64Number(m.TTL);
   }
@@ -3457,7 +3457,7 @@ function sizeLeaseCheckpoint(m: LeaseCheckpointInit): number {
   if (m.ID) {
     n += 1 + int64BigintSize(m.ID);
   }
-  if (m.remainingTTL) {
+  if (m.remainingTTL !== undefined && m.remainingTTL !== 0) {
     n += 1 + int64NumberSize(m.remainingTTL);
   }
   return n;
@@ -3468,7 +3468,7 @@ function writeLeaseCheckpoint(m: LeaseCheckpointInit, w: Writer): void {
     w.uint32(8);
     w.int64Bigint(m.ID);
   }
-  if (m.remainingTTL) {
+  if (m.remainingTTL !== undefined && m.remainingTTL !== 0) {
     w.uint32(16);
     w.int64Number(m.remainingTTL);
   }
@@ -3766,7 +3766,7 @@ function sizeLeaseKeepAliveResponse(m: LeaseKeepAliveResponseInit): number {
   if (m.ID) {
     n += 1 + int64BigintSize(m.ID);
   }
-  if (m.TTL) {
+  if (m.TTL !== undefined && m.TTL !== 0) {
     n += 1 + int64NumberSize(m.TTL);
   }
   return n;
@@ -3782,7 +3782,7 @@ function writeLeaseKeepAliveResponse(m: LeaseKeepAliveResponseInit, w: Writer): 
     w.uint32(16);
     w.int64Bigint(m.ID);
   }
-  if (m.TTL) {
+  if (m.TTL !== undefined && m.TTL !== 0) {
     w.uint32(24);
     w.int64Number(m.TTL);
   }
@@ -3954,10 +3954,10 @@ function sizeLeaseTimeToLiveResponse(m: LeaseTimeToLiveResponseInit): number {
   if (m.ID) {
     n += 1 + int64BigintSize(m.ID);
   }
-  if (m.TTL) {
+  if (m.TTL !== undefined && m.TTL !== 0) {
     n += 1 + int64NumberSize(m.TTL);
   }
-  if (m.grantedTTL) {
+  if (m.grantedTTL !== undefined && m.grantedTTL !== 0) {
     n += 1 + int64NumberSize(m.grantedTTL);
   }
   const keysList = m.keys;
@@ -3980,11 +3980,11 @@ function writeLeaseTimeToLiveResponse(m: LeaseTimeToLiveResponseInit, w: Writer)
     w.uint32(16);
     w.int64Bigint(m.ID);
   }
-  if (m.TTL) {
+  if (m.TTL !== undefined && m.TTL !== 0) {
     w.uint32(24);
     w.int64Number(m.TTL);
   }
-  if (m.grantedTTL) {
+  if (m.grantedTTL !== undefined && m.grantedTTL !== 0) {
     w.uint32(32);
     w.int64Number(m.grantedTTL);
   }
@@ -6156,19 +6156,19 @@ function sizeStatusResponse(m: StatusResponseInit): number {
     sizeCacheSet(sizeCacheReserve(), s);
     n += 1 + varint32Size(s) + s;
   }
-  if (m.dbSize) {
+  if (m.dbSize !== undefined && m.dbSize !== 0) {
     n += 1 + int64NumberSize(m.dbSize);
   }
   if (m.leader) {
     n += 1 + int64BigintSize(m.leader);
   }
-  if (m.raftIndex) {
+  if (m.raftIndex !== undefined && m.raftIndex !== 0) {
     n += 1 + int64NumberSize(m.raftIndex);
   }
-  if (m.raftTerm) {
+  if (m.raftTerm !== undefined && m.raftTerm !== 0) {
     n += 1 + int64NumberSize(m.raftTerm);
   }
-  if (m.raftAppliedIndex) {
+  if (m.raftAppliedIndex !== undefined && m.raftAppliedIndex !== 0) {
     n += 1 + int64NumberSize(m.raftAppliedIndex);
   }
   const errorsList = m.errors;
@@ -6180,7 +6180,7 @@ function sizeStatusResponse(m: StatusResponseInit): number {
       n += 1 + varint32Size(s) + s;
     }
   }
-  if (m.dbSizeInUse) {
+  if (m.dbSizeInUse !== undefined && m.dbSizeInUse !== 0) {
     n += 1 + int64NumberSize(m.dbSizeInUse);
   }
   if (m.isLearner) {
@@ -6199,7 +6199,7 @@ function writeStatusResponse(m: StatusResponseInit, w: Writer): void {
     w.uint32(18);
     w.string(m.version, sizeCacheTake());
   }
-  if (m.dbSize) {
+  if (m.dbSize !== undefined && m.dbSize !== 0) {
     w.uint32(24);
     w.int64Number(m.dbSize);
   }
@@ -6207,15 +6207,15 @@ function writeStatusResponse(m: StatusResponseInit, w: Writer): void {
     w.uint32(32);
     w.int64Bigint(m.leader);
   }
-  if (m.raftIndex) {
+  if (m.raftIndex !== undefined && m.raftIndex !== 0) {
     w.uint32(40);
     w.int64Number(m.raftIndex);
   }
-  if (m.raftTerm) {
+  if (m.raftTerm !== undefined && m.raftTerm !== 0) {
     w.uint32(48);
     w.int64Number(m.raftTerm);
   }
-  if (m.raftAppliedIndex) {
+  if (m.raftAppliedIndex !== undefined && m.raftAppliedIndex !== 0) {
     w.uint32(56);
     w.int64Number(m.raftAppliedIndex);
   }
@@ -6226,7 +6226,7 @@ function writeStatusResponse(m: StatusResponseInit, w: Writer): void {
       w.string(errorsList[i]!, sizeCacheTake());
     }
   }
-  if (m.dbSizeInUse) {
+  if (m.dbSizeInUse !== undefined && m.dbSizeInUse !== 0) {
     w.uint32(72);
     w.int64Number(m.dbSizeInUse);
   }
@@ -7747,7 +7747,7 @@ function sizeAuthStatusResponse(m: AuthStatusResponseInit): number {
   if (m.enabled) {
     n += 1 + 1;
   }
-  if (m.authRevision) {
+  if (m.authRevision !== undefined && m.authRevision !== 0) {
     n += 1 + int64NumberSize(m.authRevision);
   }
   return n;
@@ -7763,7 +7763,7 @@ function writeAuthStatusResponse(m: AuthStatusResponseInit, w: Writer): void {
     w.uint32(16);
     w.bool(m.enabled);
   }
-  if (m.authRevision) {
+  if (m.authRevision !== undefined && m.authRevision !== 0) {
     w.uint32(24);
     w.int64Number(m.authRevision);
   }

@@ -68,13 +68,13 @@ function sizeKeyValue(m: KeyValueInit): number {
   if (m.key !== undefined && m.key.length !== 0) {
     n += 1 + varint32Size(m.key.length) + m.key.length;
   }
-  if (m.createRevision) {
+  if (m.createRevision !== undefined && m.createRevision !== 0) {
     n += 1 + int64NumberSize(m.createRevision);
   }
-  if (m.modRevision) {
+  if (m.modRevision !== undefined && m.modRevision !== 0) {
     n += 1 + int64NumberSize(m.modRevision);
   }
-  if (m.version) {
+  if (m.version !== undefined && m.version !== 0) {
     n += 1 + int64NumberSize(m.version);
   }
   if (m.value !== undefined && m.value.length !== 0) {
@@ -91,15 +91,15 @@ function writeKeyValue(m: KeyValueInit, w: Writer): void {
     w.uint32(10);
     w.bytes(m.key);
   }
-  if (m.createRevision) {
+  if (m.createRevision !== undefined && m.createRevision !== 0) {
     w.uint32(16);
     w.int64Number(m.createRevision);
   }
-  if (m.modRevision) {
+  if (m.modRevision !== undefined && m.modRevision !== 0) {
     w.uint32(24);
     w.int64Number(m.modRevision);
   }
-  if (m.version) {
+  if (m.version !== undefined && m.version !== 0) {
     w.uint32(32);
     w.int64Number(m.version);
   }

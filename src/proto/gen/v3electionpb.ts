@@ -241,7 +241,7 @@ function sizeLeaderKey(m: LeaderKeyInit): number {
   if (m.key !== undefined && m.key.length !== 0) {
     n += 1 + varint32Size(m.key.length) + m.key.length;
   }
-  if (m.rev) {
+  if (m.rev !== undefined && m.rev !== 0) {
     n += 1 + int64NumberSize(m.rev);
   }
   if (m.lease) {
@@ -259,7 +259,7 @@ function writeLeaderKey(m: LeaderKeyInit, w: Writer): void {
     w.uint32(18);
     w.bytes(m.key);
   }
-  if (m.rev) {
+  if (m.rev !== undefined && m.rev !== 0) {
     w.uint32(24);
     w.int64Number(m.rev);
   }
