@@ -1,0 +1,50 @@
+import type { etcdserverpb } from "../proto/index.js";
+
+/**
+ * What `api/` (the gRPC services and the HTTP handlers) needs from a member. `server/` implements it on
+ * raft + WAL + mvcc; tests can implement it over a bare MvccStore.
+ *
+ * Requests are the decoded wire messages: the server encodes them into its raft log as they are (an
+ * InternalRaftRequest), so translating them to the store's own types happens once, at apply. Responses
+ * are the wire messages' Init shapes without the header's cluster_id/member_id/raft_term, which `api/`
+ * fills from `header()` (etcd fills them in the same place, after the call returns).
+ *
+ * Errors: every method rejects with an `EtcdError` (src/errors.ts) for anything a client can cause or see
+ * (bad request, no leader, timeout, compacted, ...); `api/` maps it to the gRPC status in one table. Any
+ * other exception is a bug and reaches the client as UNKNOWN.
+ */
+export interface EtcdServerApi {
+  /** The fields of every response header except `revision`, as of now. */
+  header(): { clusterId: bigint; memberId: bigint; raftTerm: number };
+  /** Admission limits the api layer checks before calling (etcd's v3rpc checks). */
+  readonly limits: { maxTxnOps: number; maxRequestBytes: number };
+
+  /** Linearizable (ReadIndex) unless `request.serializable`. `header.revision` is the current revision. */
+  range(request: etcdserverpb.RangeRequest): Promise<etcdserverpb.RangeResponseInit>;
+  put(request: etcdserverpb.PutRequest): Promise<etcdserverpb.PutResponseInit>;
+  deleteRange(request: etcdserverpb.DeleteRangeRequest): Promise<etcdserverpb.DeleteRangeResponseInit>;
+  /** A txn whose ops are all ranges is served like a range (no raft proposal), as etcd does. */
+  txn(request: etcdserverpb.TxnRequest): Promise<etcdserverpb.TxnResponseInit>;
+  compact(request: etcdserverpb.CompactionRequest): Promise<etcdserverpb.CompactionResponseInit>;
+
+  status(): Promise<etcdserverpb.StatusResponseInit>;
+  hash(): Promise<etcdserverpb.HashResponseInit>;
+  hashKV(request: etcdserverpb.HashKVRequest): Promise<etcdserverpb.HashKVResponseInit>;
+  /** Response without header, as etcd's. */
+  alarm(request: etcdserverpb.AlarmRequest): Promise<etcdserverpb.AlarmResponseInit>;
+  /** Response without header, as etcd's. */
+  defragment(): Promise<etcdserverpb.DefragmentResponseInit>;
+  /** header.revision stays 0 for Cluster RPCs (spec §4). */
+  memberList(request: etcdserverpb.MemberListRequest): Promise<etcdserverpb.MemberListResponseInit>;
+
+  /**
+   * For GET /health (spec §16): false with a reason when an alarm is active (except the excluded types),
+   * there is no leader, or a linearizable read through raft does not complete within `timeoutMs`.
+   */
+  health(options: {
+    excludeAlarms: readonly number[];
+    timeoutMs: number;
+  }): Promise<{ health: boolean; reason: string }>;
+  /** For GET /version. */
+  versions(): { etcdserver: string; etcdcluster: string };
+}
