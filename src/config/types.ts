@@ -25,7 +25,7 @@ export interface MemberSettings {
   readonly heartbeatIntervalMs: number;
   readonly electionTimeoutMs: number;
   readonly initialElectionTickAdvance: boolean;
-  /** Sorted and de-duplicated, as etcd's flags.UniqueURLs does. */
+  /** Sorted, as etcd's types.NewURLs does (a repeated URL stays repeated, as in etcd). */
   readonly listenPeerUrls: readonly URL[];
   readonly listenClientUrls: readonly URL[];
   /** 0 = unlimited. */
@@ -50,7 +50,6 @@ export interface MemberSettings {
   readonly initialCluster: string;
   readonly initialClusterState: ClusterState;
   readonly initialClusterToken: string;
-  /** Empty when --listen-client-urls is set without it only in proxy mode; otherwise validated non-empty. */
   readonly advertiseClientUrls: readonly URL[];
   readonly discovery: string;
   readonly discoveryFallback: DiscoveryFallback;
