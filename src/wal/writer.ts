@@ -217,11 +217,12 @@ export class WalWriter {
     this.consumer.release();
     this.datasync(this.fd, "fdatasync");
     this.durableAppends += this.batchEnds;
-    this.durable.advance(this.durableAppends);
+    // Counters first, so a reader woken by the advance sees them.
     const s = this.stats;
     s[StatSlot.WRITE_BYTES]! += expected;
     s[StatSlot.BATCHES]! += 1;
     s[StatSlot.APPENDS_DURABLE] = this.durableAppends;
+    this.durable.advance(this.durableAppends);
   }
 
   private datasync(fd: number, op: "fdatasync" | "fsync"): void {
