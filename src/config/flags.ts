@@ -84,6 +84,11 @@ export interface FlagSpec {
   readonly usage: string;
   /** Not listed by `etcd --help` (etcd still accepts it). */
   readonly hidden: boolean;
+  /**
+   * The value (in the setting's unit: bytes, ms, count) etcd uses when the flag is 0, so that
+   * MemberConfig holds what the member will really use; null when 0 means 0.
+   */
+  readonly zeroMeans: number | null;
 }
 
 interface SpecInput {
@@ -98,6 +103,7 @@ interface SpecInput {
   yamlStruct?: YamlStruct;
   yamlType?: YamlType;
   hidden?: boolean;
+  zeroMeans?: number;
 }
 
 function yamlTypeOf(kind: FlagKind): YamlType {
@@ -144,6 +150,7 @@ function define(group: FlagGroup, name: string, input: SpecInput): FlagSpec {
     group,
     usage: input.usage,
     hidden: input.hidden ?? false,
+    zeroMeans: input.zeroMeans ?? null,
   });
 }
 
@@ -275,6 +282,8 @@ export const FLAGS: readonly FlagSpec[] = Object.freeze([
   member("quota-backend-bytes", {
     kind: "int64",
     def: "0",
+    // etcdserver.DefaultQuotaBytes
+    zeroMeans: 2 * 1024 * 1024 * 1024,
     field: "quotaBackendBytes",
     status: "supported",
     usage: "Raise alarms when backend size exceeds the given quota (0 defaults to low space quota).",
@@ -283,6 +292,8 @@ export const FLAGS: readonly FlagSpec[] = Object.freeze([
     kind: "duration",
     def: "0s",
     helpDefault: "",
+    // mvcc/backend defaultBatchInterval
+    zeroMeans: 100,
     field: "backendBatchIntervalMs",
     status: "unbuilt",
     usage: "BackendBatchInterval is the maximum time before commit the backend transaction.",
@@ -290,6 +301,8 @@ export const FLAGS: readonly FlagSpec[] = Object.freeze([
   member("backend-batch-limit", {
     kind: "int",
     def: "0",
+    // mvcc/backend defaultBatchLimit
+    zeroMeans: 10_000,
     field: "backendBatchLimit",
     status: "unbuilt",
     usage: "BackendBatchLimit is the maximum operations before commit the backend transaction.",
@@ -815,6 +828,8 @@ export const FLAGS: readonly FlagSpec[] = Object.freeze([
     kind: "int",
     def: "0",
     helpDefault: "1000",
+    // mvcc defaultCompactBatchLimit
+    zeroMeans: 1_000,
     field: "experimentalCompactionBatchLimit",
     status: "unbuilt",
     usage: "ExperimentalCompactionBatchLimit sets the maximum revisions deleted in each compaction batch.",
@@ -823,6 +838,8 @@ export const FLAGS: readonly FlagSpec[] = Object.freeze([
     kind: "duration",
     def: "0s",
     helpDefault: "10m",
+    // v3rpc progressReportInterval
+    zeroMeans: 10 * 60 * 1000,
     field: "experimentalWatchProgressNotifyIntervalMs",
     status: "unbuilt",
     usage: "Duration of periodical watch progress notification.",

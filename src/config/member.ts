@@ -41,15 +41,6 @@ const DEFAULT_LOG_OUTPUT = "default";
 const JOURNAL_LOG_OUTPUT = "systemd/journal";
 /** embed.maxElectionMs */
 const MAX_ELECTION_MS = 50_000n;
-/** etcdserver.DefaultQuotaBytes */
-const DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;
-/** mvcc/backend defaultBatchInterval and defaultBatchLimit */
-const DEFAULT_BACKEND_BATCH_INTERVAL_MS = 100;
-const DEFAULT_BACKEND_BATCH_LIMIT = 10_000;
-/** mvcc defaultCompactBatchLimit */
-const DEFAULT_COMPACTION_BATCH_LIMIT = 1_000;
-/** v3rpc progressReportInterval */
-const DEFAULT_WATCH_PROGRESS_NOTIFY_INTERVAL_MS = 10 * 60 * 1000;
 const ZAP_LEVELS: readonly ZapLevel[] = ["debug", "info", "warn", "error", "dpanic", "panic", "fatal"];
 const NANOSECONDS_PER_MS = 1_000_000;
 const HOUR_NS = 3_600_000_000_000n;
@@ -402,28 +393,15 @@ function stringSetting(fs: FlagSet, spec: FlagSpec): string {
 }
 
 function integerSetting(value: bigint, spec: FlagSpec, notes: ConfigNote[]): number {
-  switch (spec.name) {
-    case "quota-backend-bytes":
-      if (value === 0n) return DEFAULT_QUOTA_BYTES;
-      if (value < 0n) return Number.POSITIVE_INFINITY;
-      break;
-    case "backend-batch-limit":
-      if (value === 0n) return DEFAULT_BACKEND_BATCH_LIMIT;
-      break;
-    case "experimental-compaction-batch-limit":
-      if (value === 0n) return DEFAULT_COMPACTION_BATCH_LIMIT;
-      break;
-  }
+  if (value === 0n && spec.zeroMeans !== null) return spec.zeroMeans;
+  // etcdserver: a negative backend quota disables the quota.
+  if (value < 0n && spec.name === "quota-backend-bytes") return Number.POSITIVE_INFINITY;
   return toSafeNumber(value, spec, notes);
 }
 
 function durationSettingMs(nanoseconds: bigint, spec: FlagSpec): number {
-  const ms = Number(nanoseconds) / NANOSECONDS_PER_MS;
-  if (ms === 0 && spec.name === "backend-batch-interval") return DEFAULT_BACKEND_BATCH_INTERVAL_MS;
-  if (ms === 0 && spec.name === "experimental-watch-progress-notify-interval") {
-    return DEFAULT_WATCH_PROGRESS_NOTIFY_INTERVAL_MS;
-  }
-  return ms;
+  if (nanoseconds === 0n && spec.zeroMeans !== null) return spec.zeroMeans;
+  return Number(nanoseconds) / NANOSECONDS_PER_MS;
 }
 
 function stringListSetting(fs: FlagSet, spec: FlagSpec): readonly string[] {
