@@ -1,0 +1,462 @@
+import { existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { open as openFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Worker } from "node:worker_threads";
+import { assert } from "../assert.js";
+import { createRingBuffer, RingProducer, SharedIndex } from "../workers/ring.js";
+import { spawnWorker } from "../workers/spawn.js";
+import {
+  type Backend,
+  type BackendSnapshot,
+  MetaKeys,
+  type RangeVisitor,
+  TABLE_ID,
+  TABLES,
+  type TableName,
+} from "./backend.js";
+import { bytesToLatin1, compareBytes, readUint53 } from "./bytes.js";
+import {
+  type BackendWorkerData,
+  type BackendWorkerMessage,
+  Control,
+  DELETE_HEADER_BYTES,
+  FrameOp,
+  PUT_HEADER_BYTES,
+  SEAL_BYTES,
+} from "./frames.js";
+import { DATA_FILE, type LmdbEnv, openLmdbEnv } from "./lmdbEnv.js";
+import { type BufferEntry, WriteBuffer } from "./writeBuffer.js";
+
+/**
+ * The lmdb backend. Reads run on the calling (main) thread against lmdb's memory map, merged with the
+ * write buffer of not-yet-committed writes; writes are framed into a SharedArrayBuffer ring and committed
+ * by the writer thread (src/workers/backendWorker.ts) in large synced transactions.
+ */
+
+export interface LmdbBackendOptions {
+  /** Directory of the lmdb environment (created if missing). */
+  dir: string;
+  /** Address space reserved for the map; the file grows on demand up to it. Default 16 GiB. */
+  mapSizeBytes?: number;
+  /**
+   * Frame ring between the main thread and the writer. A full ring blocks the main thread until the writer
+   * drains (back-pressure, never drop). Default 64 MiB: several hundred ms of writes at full speed, and
+   * large enough for any single request (etcd caps requests at 1.5 MiB).
+   */
+  ringCapacityBytes?: number;
+  /** The writer commits a batch once it is this old (at a unit boundary). Default 100 ms, as etcd. */
+  batchIntervalMs?: number;
+  /** ...or once it holds this many puts and deletes. Default 10,000, as etcd. */
+  batchLimitOps?: number;
+  /** Sleep between drains of an open batch. Default 2 ms. */
+  drainSliceMs?: number;
+  /**
+   * Called once when the writer fails (a failed commit, a crashed thread). The default logs one JSON line
+   * to stderr and exits the process with code 1: a member that cannot persist must stop.
+   */
+  onFatal?: (message: string) => void;
+}
+
+const DEFAULT_MAP_SIZE_BYTES = 16 * 1024 ** 3;
+const DEFAULT_RING_CAPACITY_BYTES = 64 * 1024 * 1024;
+/** How long a producer blocked on a full ring waits before checking again whether the writer died. */
+const FULL_RING_WAIT_MS = 100;
+/** How long `forceCommit` waits between checks of the writer's progress. */
+const COMMIT_POLL_MS = 1000;
+
+export function defaultOnFatal(message: string): void {
+  process.stderr.write(
+    `${JSON.stringify({ level: "fatal", ts: new Date().toISOString(), caller: "backend", msg: message })}\n`,
+  );
+  process.exit(1);
+}
+
+export async function openLmdbBackend(options: LmdbBackendOptions): Promise<LmdbBackend> {
+  mkdirSync(options.dir, { recursive: true });
+  const backend = new LmdbBackend(options);
+  await backend.startWriter();
+  return backend;
+}
+
+export class LmdbBackend implements Backend {
+  private lmdb: LmdbEnv;
+  private readonly mapSizeBytes: number;
+  private readonly ringCapacityBytes: number;
+  private readonly onFatal: (message: string) => void;
+  private worker: Worker | null = null;
+  private producer!: RingProducer;
+  private control!: Int32Array;
+  private committedSeq!: SharedIndex;
+  private committedIndex!: SharedIndex;
+  private buffer: WriteBuffer;
+  /** The last committed unit whose entries were trimmed from the buffer. */
+  private trimmedSeq = 0;
+  private lastSealedSeq = 0;
+  private fatalMessage: string | null = null;
+  private closing = false;
+  private closed = false;
+  /** True while the environment is being swapped (defragment): nothing may read or write. */
+  private swapping = false;
+  defragmenting = false;
+  consistentIndex: number;
+  term: number;
+  private readonly seqBytes = new Uint8Array(SEAL_BYTES);
+
+  constructor(private readonly options: LmdbBackendOptions) {
+    this.mapSizeBytes = options.mapSizeBytes ?? DEFAULT_MAP_SIZE_BYTES;
+    this.ringCapacityBytes = options.ringCapacityBytes ?? DEFAULT_RING_CAPACITY_BYTES;
+    this.onFatal = options.onFatal ?? defaultOnFatal;
+    this.lmdb = openLmdbEnv(options.dir, this.mapSizeBytes);
+    this.buffer = new WriteBuffer(TABLES.length);
+    this.consistentIndex = this.readMetaNumber(MetaKeys.consistentIndex);
+    this.term = this.readMetaNumber(MetaKeys.term);
+  }
+
+  private readMetaNumber(name: string): number {
+    const bytes = this.lmdb.tables[TABLE_ID.meta]?.getBinary(Buffer.from(name, "latin1"));
+    if (bytes === undefined) return 0;
+    assert(bytes.length === 8, `meta ${name} holds 8 bytes`);
+    return readUint53(new DataView(bytes.buffer, bytes.byteOffset, 8), 0);
+  }
+
+  /** Starts the writer thread on fresh shared memory; resolves once it opened the environment. */
+  async startWriter(): Promise<void> {
+    assert(this.worker === null, "one writer at a time");
+    const ring = createRingBuffer({ capacityBytes: this.ringCapacityBytes });
+    const control = new SharedArrayBuffer(Control.SLOTS * 4);
+    this.producer = new RingProducer(ring);
+    this.control = new Int32Array(control);
+    this.committedSeq = new SharedIndex();
+    this.committedIndex = new SharedIndex();
+    // Sequence numbers restart with each writer: nothing is buffered when a writer starts.
+    assert(this.buffer.size === 0 && this.buffer.pendingUnits === 0, "no buffered writes at writer start");
+    this.buffer = new WriteBuffer(TABLES.length);
+    this.trimmedSeq = 0;
+    this.lastSealedSeq = 0;
+    this.committedIndex.advance(this.consistentIndex);
+    const workerData: BackendWorkerData = {
+      dir: this.options.dir,
+      mapSizeBytes: this.mapSizeBytes,
+      ring,
+      control,
+      committedSeq: this.committedSeq.buffer,
+      committedIndex: this.committedIndex.buffer,
+      batchIntervalMs: this.options.batchIntervalMs ?? 100,
+      batchLimitOps: this.options.batchLimitOps ?? 10_000,
+      drainSliceMs: this.options.drainSliceMs ?? 2,
+    };
+    const worker = spawnWorker(import.meta.url, "../workers/backendWorker", { workerData });
+    this.worker = worker;
+    await new Promise<void>((resolve, reject) => {
+      let ready = false;
+      worker.on("message", (message: BackendWorkerMessage) => {
+        if (message.type === "ready") {
+          ready = true;
+          resolve();
+        } else if (message.type === "fatal") {
+          this.fail(message.message);
+        }
+      });
+      worker.on("error", (error) => {
+        const text = `backend writer crashed: ${error.stack ?? error.message}`;
+        if (!ready) reject(new Error(text));
+        this.fail(text);
+      });
+      worker.on("exit", (code) => {
+        if (!ready) reject(new Error(`backend writer exited with code ${code} before it was ready`));
+        if (code !== 0) this.fail(`backend writer exited with code ${code}`);
+        else if (!this.closing && this.worker === worker) this.fail("backend writer stopped unexpectedly");
+      });
+    });
+  }
+
+  private fail(message: string): void {
+    if (this.fatalMessage !== null) return;
+    this.fatalMessage = message;
+    this.onFatal(message);
+  }
+
+  private checkAlive(): void {
+    if (this.fatalMessage === null && Atomics.load(this.control, Control.FATAL) !== 0) {
+      // The writer marked itself dead; its message may still be queued on the event loop.
+      this.fail("backend writer failed (see its message)");
+    }
+    if (this.fatalMessage !== null) throw new Error(`backend is dead: ${this.fatalMessage}`);
+  }
+
+  /**
+   * Trims what the writer committed since the last call and makes lmdb's next read use a fresh read
+   * transaction that sees those commits. Done at the start of each call, so the merged view (buffer over
+   * lmdb) is the same before and after.
+   */
+  private catchUp(): void {
+    assert(!this.swapping && !this.closed, "the backend is open");
+    const committed = this.committedSeq.get();
+    if (committed === this.trimmedSeq) return;
+    this.buffer.trim(committed);
+    this.trimmedSeq = committed;
+    this.lmdb.env.resetReadTxn();
+  }
+
+  private table(table: TableName) {
+    const db = this.lmdb.tables[TABLE_ID[table]];
+    assert(db !== undefined, `table ${table} is open`);
+    return db;
+  }
+
+  get(table: TableName, key: Uint8Array): Uint8Array | undefined {
+    this.catchUp();
+    const tableId = TABLE_ID[table];
+    if (!this.buffer.isEmpty(tableId)) {
+      const entry = this.buffer.lookup(tableId, bytesToLatin1(key));
+      if (entry !== undefined) return entry.value ?? undefined;
+    }
+    // getBinaryFast returns lmdb-js's shared read buffer with an own `length` property set to the value's
+    // size; a real view of that many bytes is what every consumer (DataView, subarray, Buffer.from) expects.
+    const shared = this.table(table).getBinaryFast(key);
+    return shared === undefined ? undefined : shared.subarray(0, shared.length);
+  }
+
+  range(table: TableName, start: Uint8Array, end: Uint8Array | null, visit: RangeVisitor, limit = 0): void {
+    this.catchUp();
+    if (end !== null && compareBytes(end, start) <= 0) return;
+    const tableId = TABLE_ID[table];
+    const buffered: BufferEntry[] = this.buffer.isEmpty(tableId)
+      ? []
+      : this.buffer.collectRange(tableId, bytesToLatin1(start), end === null ? null : bytesToLatin1(end));
+    let b = 0;
+    let visited = 0;
+    const emit = (key: Uint8Array, value: Uint8Array): boolean => {
+      visited++;
+      return visit(key, value) !== false && (limit <= 0 || visited < limit);
+    };
+    const rangeOptions = end === null ? { start } : { start, end };
+    for (const { key, value } of this.table(table).getRange(rangeOptions)) {
+      // Buffered entries that sort before this committed key come first (deletes among them hide nothing).
+      while (b < buffered.length && compareBytes((buffered[b] as BufferEntry).keyBytes, key) < 0) {
+        const entry = buffered[b++] as BufferEntry;
+        if (entry.value !== null && !emit(entry.keyBytes, entry.value)) return;
+      }
+      // A buffered entry for the same key overrides the committed value, or hides it (a delete).
+      if (b < buffered.length && compareBytes((buffered[b] as BufferEntry).keyBytes, key) === 0) {
+        const entry = buffered[b++] as BufferEntry;
+        if (entry.value !== null && !emit(entry.keyBytes, entry.value)) return;
+        continue;
+      }
+      if (!emit(key, value)) return;
+    }
+    for (; b < buffered.length; b++) {
+      const entry = buffered[b] as BufferEntry;
+      if (entry.value !== null && !emit(entry.keyBytes, entry.value)) return;
+    }
+  }
+
+  put(table: TableName, key: Uint8Array, value: Uint8Array): void {
+    this.checkWritable();
+    const tableId = TABLE_ID[table];
+    this.buffer.write(tableId, bytesToLatin1(key), key, value);
+    const frame = this.reserve(FrameOp.PUT, PUT_HEADER_BYTES + key.length + value.length);
+    frame[0] = tableId;
+    new DataView(frame.buffer, frame.byteOffset, PUT_HEADER_BYTES).setUint32(1, key.length, true);
+    frame.set(key, PUT_HEADER_BYTES);
+    frame.set(value, PUT_HEADER_BYTES + key.length);
+    this.producer.commit();
+  }
+
+  delete(table: TableName, key: Uint8Array): void {
+    this.checkWritable();
+    const tableId = TABLE_ID[table];
+    this.buffer.write(tableId, bytesToLatin1(key), key, null);
+    const frame = this.reserve(FrameOp.DELETE, DELETE_HEADER_BYTES + key.length);
+    frame[0] = tableId;
+    frame.set(key, DELETE_HEADER_BYTES);
+    this.producer.commit();
+  }
+
+  seal(index: number, term: number): void {
+    this.checkWritable();
+    assert(Number.isSafeInteger(index) && index >= this.consistentIndex, "consistent index never goes back");
+    assert(Number.isSafeInteger(term) && term >= 0, "term is a safe non-negative integer");
+    const seq = this.buffer.seal();
+    const view = new DataView(this.seqBytes.buffer);
+    view.setFloat64(0, seq, true);
+    view.setFloat64(8, index, true);
+    view.setFloat64(16, term, true);
+    const frame = this.reserve(FrameOp.SEAL, SEAL_BYTES);
+    frame.set(this.seqBytes);
+    this.producer.commit();
+    this.producer.publish();
+    this.lastSealedSeq = seq;
+    this.consistentIndex = index;
+    this.term = term;
+  }
+
+  private checkWritable(): void {
+    assert(!this.swapping && !this.closing && !this.closed, "the backend accepts writes");
+    this.checkAlive();
+  }
+
+  /**
+   * Reserves a frame, blocking the thread while the ring is full: back-pressure for the apply loop when the
+   * disk falls behind by a whole ring. Never drops; fails only when the writer died.
+   */
+  private reserve(op: number, length: number): Uint8Array {
+    assert(length <= this.producer.maxPayloadBytes, `a ${length}-byte frame fits the ring`);
+    for (;;) {
+      const releases = Atomics.load(this.control, Control.RELEASES);
+      const frame = this.producer.tryReserve(op, length);
+      if (frame !== null) return frame;
+      this.producer.publish();
+      Atomics.wait(this.control, Control.RELEASES, releases, FULL_RING_WAIT_MS);
+      this.checkAlive();
+    }
+  }
+
+  durableIndex(): number {
+    return this.committedIndex.get();
+  }
+
+  /** Bytes of frames the writer has not taken yet (callers may slow proposals down well before full). */
+  backlogBytes(): number {
+    return this.producer.usedBytes();
+  }
+
+  async forceCommit(): Promise<void> {
+    this.checkAlive();
+    const target = this.lastSealedSeq;
+    if (this.committedSeq.get() >= target) return;
+    const frame = this.reserve(FrameOp.FLUSH, 0);
+    assert(frame.length === 0, "flush frames are empty");
+    this.producer.commit();
+    this.producer.publish();
+    for (;;) {
+      const seen = this.committedSeq.get();
+      if (seen >= target) return;
+      await this.committedSeq.waitChangeAsync(seen, COMMIT_POLL_MS);
+      this.checkAlive();
+    }
+  }
+
+  sizeBytes(): number {
+    return statSync(join(this.options.dir, DATA_FILE)).size;
+  }
+
+  sizeInUseBytes(): number {
+    this.catchUp();
+    // Pages reachable from a live tree: the two meta pages, the main tree (which lists the tables), the
+    // free-list tree, and every table. Free pages are what remains of the file.
+    const env = this.lmdb.env.getStats() as LmdbStats;
+    let pages = 2 + pagesOf(env.root) + pagesOf(env.free);
+    for (const db of this.lmdb.tables) pages += pagesOf(db.getStats() as LmdbStats);
+    return Math.min(pages * env.pageSize, this.sizeBytes());
+  }
+
+  /** Stops the writer after it committed everything sealed. */
+  private async stopWriter(): Promise<void> {
+    const worker = this.worker;
+    if (worker === null) return;
+    await this.forceCommit();
+    const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+    this.closing = true;
+    const frame = this.reserve(FrameOp.STOP, 0);
+    assert(frame.length === 0, "stop frames are empty");
+    this.producer.commit();
+    this.producer.publish();
+    await exited;
+    this.producer.close();
+    this.worker = null;
+    this.closing = false;
+    this.catchUp();
+  }
+
+  async defragment(): Promise<void> {
+    assert(!this.defragmenting, "one defragmentation at a time");
+    this.defragmenting = true;
+    try {
+      await this.stopWriter();
+      const tmpDir = `${this.options.dir}.defrag`;
+      rmSync(tmpDir, { recursive: true, force: true });
+      mkdirSync(tmpDir, { recursive: true });
+      // A compacting copy writes only live pages, from a read transaction: reads go on meanwhile. lmdb
+      // copies into a directory (an empty one), as its environments are directories.
+      await this.lmdb.env.backup(tmpDir, true);
+      this.swapping = true;
+      await this.lmdb.env.close();
+      renameSync(join(tmpDir, DATA_FILE), join(this.options.dir, DATA_FILE));
+      rmSync(tmpDir, { recursive: true, force: true });
+      this.lmdb = openLmdbEnv(this.options.dir, this.mapSizeBytes);
+      this.swapping = false;
+      await this.startWriter();
+    } finally {
+      this.swapping = false;
+      this.defragmenting = false;
+    }
+  }
+
+  async snapshot(): Promise<BackendSnapshot> {
+    await this.forceCommit();
+    const tmpDir = `${this.options.dir}.snap-${process.pid}-${Date.now()}`;
+    mkdirSync(tmpDir, { recursive: true });
+    const path = join(tmpDir, DATA_FILE);
+    // lmdb copies from its own read transaction: a consistent image at or after the commit above.
+    await this.lmdb.env.backup(tmpDir, true);
+    const sizeBytes = statSync(path).size;
+    let released = false;
+    return {
+      sizeBytes,
+      async *chunks(chunkBytes: number) {
+        assert(chunkBytes > 0, "chunks have a positive size");
+        const file = await openFile(path, "r");
+        try {
+          for (let offset = 0; offset < sizeBytes; offset += chunkBytes) {
+            const chunk = Buffer.allocUnsafe(Math.min(chunkBytes, sizeBytes - offset));
+            const { bytesRead } = await file.read(chunk, 0, chunk.length, offset);
+            assert(bytesRead === chunk.length, "the snapshot file is read whole");
+            yield chunk;
+          }
+        } finally {
+          await file.close();
+        }
+      },
+      async close() {
+        if (released) return;
+        released = true;
+        rmSync(tmpDir, { recursive: true, force: true });
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.fatalMessage === null) await this.stopWriter();
+    else if (this.worker !== null) await this.worker.terminate();
+    this.closed = true;
+    await this.lmdb.env.close();
+  }
+
+  /** For tests: how many writes wait in the buffer for the writer's commit. */
+  get bufferedEntries(): number {
+    return this.buffer.size;
+  }
+}
+
+interface LmdbTreeStats {
+  treeBranchPageCount: number;
+  treeLeafPageCount: number;
+  overflowPages: number;
+}
+
+interface LmdbStats extends LmdbTreeStats {
+  pageSize: number;
+  root: LmdbTreeStats;
+  free: LmdbTreeStats;
+}
+
+function pagesOf(stats: LmdbTreeStats): number {
+  return stats.treeBranchPageCount + stats.treeLeafPageCount + stats.overflowPages;
+}
+
+/** True when `dir` holds an lmdb environment created before. */
+export function lmdbBackendExists(dir: string): boolean {
+  return existsSync(join(dir, DATA_FILE));
+}

@@ -1,0 +1,162 @@
+import { assert } from "../assert.js";
+import type { KeyValue } from "./types.js";
+
+/**
+ * On-disk format of the "key" table (our own; HashKV hashes these exact bytes, so it is part of the
+ * cross-member contract and must not change without a migration).
+ *
+ * Key: the revision, 16 bytes: main (u64 big-endian) then sub (u64 big-endian). Big-endian keeps lmdb's
+ * byte order equal to revision order, so a scan by key is a scan by revision.
+ *
+ * Value (a record):
+ *   [0]      flags: bit 0 = tombstone (a delete; every other field is zero and the value is empty)
+ *   [1..9)   create revision, u64 big-endian
+ *   [9..17)  version, u64 big-endian
+ *   [17..25) lease id, i64 big-endian (two's complement)
+ *   [25..29) key length, u32 big-endian
+ *   [29..)   key bytes, then value bytes (the rest)
+ * The record's mod revision is its key's main revision.
+ */
+
+export const REVISION_KEY_BYTES = 16;
+export const RECORD_HEADER_BYTES = 29;
+const FLAG_TOMBSTONE = 1;
+const TWO_32 = 0x1_0000_0000;
+
+function putUint32(bytes: Uint8Array, offset: number, value: number): void {
+  bytes[offset] = value >>> 24;
+  bytes[offset + 1] = (value >>> 16) & 0xff;
+  bytes[offset + 2] = (value >>> 8) & 0xff;
+  bytes[offset + 3] = value & 0xff;
+}
+
+function getUint32(bytes: Uint8Array, offset: number): number {
+  return (
+    (bytes[offset] as number) * 0x100_0000 +
+    (((bytes[offset + 1] as number) << 16) |
+      ((bytes[offset + 2] as number) << 8) |
+      (bytes[offset + 3] as number))
+  );
+}
+
+function putUint53(bytes: Uint8Array, offset: number, value: number): void {
+  putUint32(bytes, offset, Math.floor(value / TWO_32));
+  putUint32(bytes, offset + 4, value >>> 0);
+}
+
+function getUint53(bytes: Uint8Array, offset: number): number {
+  const high = getUint32(bytes, offset);
+  assert(high <= 0x1f_ffff, "a stored revision or version is below 2^53");
+  return high * TWO_32 + getUint32(bytes, offset + 4);
+}
+
+/** Writes the 16-byte key of revision (main, sub) into `out` (which may be reused). */
+export function writeRevisionKey(out: Uint8Array, main: number, sub: number): Uint8Array {
+  putUint53(out, 0, main);
+  putUint53(out, 8, sub);
+  return out;
+}
+
+export function revisionKey(main: number, sub: number): Uint8Array {
+  return writeRevisionKey(new Uint8Array(REVISION_KEY_BYTES), main, sub);
+}
+
+export function revisionMain(key: Uint8Array): number {
+  assert(key.length === REVISION_KEY_BYTES, "a revision key has 16 bytes");
+  return getUint53(key, 0);
+}
+
+export function revisionSub(key: Uint8Array): number {
+  return getUint53(key, 8);
+}
+
+export function encodeRecord(
+  key: Uint8Array,
+  value: Uint8Array,
+  createRevision: number,
+  version: number,
+  lease: bigint,
+): Uint8Array {
+  const out = Buffer.allocUnsafe(RECORD_HEADER_BYTES + key.length + value.length);
+  out[0] = 0;
+  putUint53(out, 1, createRevision);
+  putUint53(out, 9, version);
+  if (lease === 0n) {
+    out.fill(0, 17, 25);
+  } else {
+    const bits = BigInt.asUintN(64, lease);
+    putUint32(out, 17, Number(bits >> 32n));
+    putUint32(out, 21, Number(bits & 0xffff_ffffn));
+  }
+  putUint32(out, 25, key.length);
+  out.set(key, RECORD_HEADER_BYTES);
+  out.set(value, RECORD_HEADER_BYTES + key.length);
+  return out;
+}
+
+export function encodeTombstone(key: Uint8Array): Uint8Array {
+  const out = Buffer.alloc(RECORD_HEADER_BYTES + key.length);
+  out[0] = FLAG_TOMBSTONE;
+  putUint32(out, 25, key.length);
+  out.set(key, RECORD_HEADER_BYTES);
+  return out;
+}
+
+export function isTombstone(record: Uint8Array): boolean {
+  return ((record[0] as number) & FLAG_TOMBSTONE) !== 0;
+}
+
+export function recordKeyLength(record: Uint8Array): number {
+  const length = getUint32(record, 25);
+  assert(RECORD_HEADER_BYTES + length <= record.length, "a record holds its key");
+  return length;
+}
+
+/** The key bytes of a record, as a view (valid as long as `record` is). */
+export function recordKeyView(record: Uint8Array): Uint8Array {
+  return record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + recordKeyLength(record));
+}
+
+export function recordCreateRevision(record: Uint8Array): number {
+  return getUint53(record, 1);
+}
+
+export function recordVersion(record: Uint8Array): number {
+  return getUint53(record, 9);
+}
+
+export function recordLease(record: Uint8Array): bigint {
+  const high = getUint32(record, 17);
+  const low = getUint32(record, 21);
+  if (high === 0 && low === 0) return 0n;
+  return BigInt.asIntN(64, (BigInt(high) << 32n) | BigInt(low));
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * A copy of bytes [start, end) of `source`. Not `Buffer#slice`, which returns a view: records read from
+ * lmdb live in a buffer lmdb-js reuses for the next read.
+ */
+export function copyBytes(source: Uint8Array, start: number, end: number): Uint8Array {
+  const out = Buffer.allocUnsafe(end - start);
+  out.set(source.subarray(start, end));
+  return out;
+}
+
+/**
+ * Decodes a record into a KeyValue whose key and value are fresh copies (records read from the backend are
+ * only valid until its next call). `keysOnly` skips copying the value.
+ */
+export function decodeRecord(record: Uint8Array, modRevision: number, keysOnly = false): KeyValue {
+  const keyLength = recordKeyLength(record);
+  const valueStart = RECORD_HEADER_BYTES + keyLength;
+  return {
+    key: copyBytes(record, RECORD_HEADER_BYTES, valueStart),
+    createRevision: getUint53(record, 1),
+    modRevision,
+    version: getUint53(record, 9),
+    value: keysOnly || valueStart === record.length ? EMPTY : copyBytes(record, valueStart, record.length),
+    lease: recordLease(record),
+  };
+}
