@@ -12,6 +12,7 @@
  */
 export * as authpb from "./gen/authpb.js";
 export * as etcdserverpb from "./gen/etcdserverpb.js";
+export * as membershippb from "./gen/membershippb.js";
 export * as mvccpb from "./gen/mvccpb.js";
 export {
   AuthClient,

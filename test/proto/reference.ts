@@ -5,22 +5,14 @@
  */
 import { isAbsolute, join, resolve } from "node:path";
 import protobuf from "protobufjs";
+import { PROTO_FILES } from "../../src/proto/codegen/generate.js";
 
 const PROTO_ROOT = resolve(import.meta.dirname, "../../src/proto");
 
 export function loadReference(): protobuf.Root {
   const root = new protobuf.Root();
   root.resolvePath = (_origin, target) => (isAbsolute(target) ? target : join(PROTO_ROOT, target));
-  root.loadSync(
-    [
-      "mvccpb/kv.proto",
-      "authpb/auth.proto",
-      "etcdserverpb/rpc.proto",
-      "v3lockpb/v3lock.proto",
-      "v3electionpb/v3election.proto",
-    ],
-    { keepCase: true },
-  );
+  root.loadSync([...PROTO_FILES], { keepCase: true });
   root.resolveAll();
   return root;
 }

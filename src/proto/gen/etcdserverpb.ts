@@ -20,6 +20,7 @@ import {
   type Writer,
 } from "../runtime.js";
 import * as authpb from "./authpb.js";
+import * as membershippb from "./membershippb.js";
 import * as mvccpb from "./mvccpb.js";
 
 export const RangeRequest_SortOrder = {
@@ -8968,3 +8969,1381 @@ export const AuthRoleRevokePermissionResponse = {
   /** @internal reader */
   $read: readAuthRoleRevokePermissionResponse,
 } satisfies MessageType<AuthRoleRevokePermissionResponse, AuthRoleRevokePermissionResponseInit>;
+
+export interface Request {
+  ID: bigint;
+  Method: string;
+  Path: string;
+  Val: string;
+  Dir: boolean;
+  PrevValue: string;
+  PrevIndex: number;
+  PrevExist: boolean;
+  Expiration: number;
+  Wait: boolean;
+  Since: number;
+  Recursive: boolean;
+  Sorted: boolean;
+  Quorum: boolean;
+  Time: number;
+  Stream: boolean;
+  Refresh: boolean;
+}
+
+/** Request as encode/create accept it: every field optional, nested messages as Init. */
+export interface RequestInit {
+  ID?: bigint;
+  Method?: string;
+  Path?: string;
+  Val?: string;
+  Dir?: boolean;
+  PrevValue?: string;
+  PrevIndex?: number;
+  PrevExist?: boolean;
+  Expiration?: number;
+  Wait?: boolean;
+  Since?: number;
+  Recursive?: boolean;
+  Sorted?: boolean;
+  Quorum?: boolean;
+  Time?: number;
+  Stream?: boolean;
+  Refresh?: boolean;
+}
+
+function sizeRequest(m: RequestInit): number {
+  let n = 0;
+  if (m.ID) {
+    n += 1 + int64BigintSize(m.ID);
+  }
+  if (m.Method) {
+    const s = utf8Length(m.Method);
+    sizeCacheSet(sizeCacheReserve(), s);
+    n += 1 + varint32Size(s) + s;
+  }
+  if (m.Path) {
+    const s = utf8Length(m.Path);
+    sizeCacheSet(sizeCacheReserve(), s);
+    n += 1 + varint32Size(s) + s;
+  }
+  if (m.Val) {
+    const s = utf8Length(m.Val);
+    sizeCacheSet(sizeCacheReserve(), s);
+    n += 1 + varint32Size(s) + s;
+  }
+  if (m.Dir) {
+    n += 1 + 1;
+  }
+  if (m.PrevValue) {
+    const s = utf8Length(m.PrevValue);
+    sizeCacheSet(sizeCacheReserve(), s);
+    n += 1 + varint32Size(s) + s;
+  }
+  if (m.PrevIndex !== undefined && m.PrevIndex !== 0) {
+    n += 1 + int64NumberSize(m.PrevIndex);
+  }
+  if (m.PrevExist) {
+    n += 1 + 1;
+  }
+  if (m.Expiration !== undefined && m.Expiration !== 0) {
+    n += 1 + int64NumberSize(m.Expiration);
+  }
+  if (m.Wait) {
+    n += 1 + 1;
+  }
+  if (m.Since !== undefined && m.Since !== 0) {
+    n += 1 + int64NumberSize(m.Since);
+  }
+  if (m.Recursive) {
+    n += 1 + 1;
+  }
+  if (m.Sorted) {
+    n += 1 + 1;
+  }
+  if (m.Quorum) {
+    n += 1 + 1;
+  }
+  if (m.Time !== undefined && m.Time !== 0) {
+    n += 1 + int64NumberSize(m.Time);
+  }
+  if (m.Stream) {
+    n += 2 + 1;
+  }
+  if (m.Refresh) {
+    n += 2 + 1;
+  }
+  return n;
+}
+
+function writeRequest(m: RequestInit, w: Writer): void {
+  if (m.ID) {
+    w.uint32(8);
+    w.int64Bigint(m.ID);
+  }
+  if (m.Method) {
+    w.uint32(18);
+    w.string(m.Method, sizeCacheTake());
+  }
+  if (m.Path) {
+    w.uint32(26);
+    w.string(m.Path, sizeCacheTake());
+  }
+  if (m.Val) {
+    w.uint32(34);
+    w.string(m.Val, sizeCacheTake());
+  }
+  if (m.Dir) {
+    w.uint32(40);
+    w.bool(m.Dir);
+  }
+  if (m.PrevValue) {
+    w.uint32(50);
+    w.string(m.PrevValue, sizeCacheTake());
+  }
+  if (m.PrevIndex !== undefined && m.PrevIndex !== 0) {
+    w.uint32(56);
+    w.int64Number(m.PrevIndex);
+  }
+  if (m.PrevExist) {
+    w.uint32(64);
+    w.bool(m.PrevExist);
+  }
+  if (m.Expiration !== undefined && m.Expiration !== 0) {
+    w.uint32(72);
+    w.int64Number(m.Expiration);
+  }
+  if (m.Wait) {
+    w.uint32(80);
+    w.bool(m.Wait);
+  }
+  if (m.Since !== undefined && m.Since !== 0) {
+    w.uint32(88);
+    w.int64Number(m.Since);
+  }
+  if (m.Recursive) {
+    w.uint32(96);
+    w.bool(m.Recursive);
+  }
+  if (m.Sorted) {
+    w.uint32(104);
+    w.bool(m.Sorted);
+  }
+  if (m.Quorum) {
+    w.uint32(112);
+    w.bool(m.Quorum);
+  }
+  if (m.Time !== undefined && m.Time !== 0) {
+    w.uint32(120);
+    w.int64Number(m.Time);
+  }
+  if (m.Stream) {
+    w.uint32(128);
+    w.bool(m.Stream);
+  }
+  if (m.Refresh) {
+    w.uint32(136);
+    w.bool(m.Refresh);
+  }
+}
+
+function readRequest(r: Reader, end: number, into?: Request): Request {
+  const m: Request = into ?? { ID: 0n, Method: "", Path: "", Val: "", Dir: false, PrevValue: "", PrevIndex: 0, PrevExist: false, Expiration: 0, Wait: false, Since: 0, Recursive: false, Sorted: false, Quorum: false, Time: 0, Stream: false, Refresh: false };
+  while (r.pos < end) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 8:
+        m.ID = r.uint64Bigint();
+        break;
+      case 18:
+        m.Method = r.string(end);
+        break;
+      case 26:
+        m.Path = r.string(end);
+        break;
+      case 34:
+        m.Val = r.string(end);
+        break;
+      case 40:
+        m.Dir = r.bool();
+        break;
+      case 50:
+        m.PrevValue = r.string(end);
+        break;
+      case 56:
+        m.PrevIndex = r.uint64Number();
+        break;
+      case 64:
+        m.PrevExist = r.bool();
+        break;
+      case 72:
+        m.Expiration = r.int64Number();
+        break;
+      case 80:
+        m.Wait = r.bool();
+        break;
+      case 88:
+        m.Since = r.uint64Number();
+        break;
+      case 96:
+        m.Recursive = r.bool();
+        break;
+      case 104:
+        m.Sorted = r.bool();
+        break;
+      case 112:
+        m.Quorum = r.bool();
+        break;
+      case 120:
+        m.Time = r.int64Number();
+        break;
+      case 128:
+        m.Stream = r.bool();
+        break;
+      case 136:
+        m.Refresh = r.bool();
+        break;
+      default:
+        r.skip(tag, end);
+    }
+  }
+  return m;
+}
+
+function createRequest(init?: RequestInit): Request {
+  return {
+    ID: init?.ID ?? 0n,
+    Method: init?.Method ?? "",
+    Path: init?.Path ?? "",
+    Val: init?.Val ?? "",
+    Dir: init?.Dir ?? false,
+    PrevValue: init?.PrevValue ?? "",
+    PrevIndex: init?.PrevIndex ?? 0,
+    PrevExist: init?.PrevExist ?? false,
+    Expiration: init?.Expiration ?? 0,
+    Wait: init?.Wait ?? false,
+    Since: init?.Since ?? 0,
+    Recursive: init?.Recursive ?? false,
+    Sorted: init?.Sorted ?? false,
+    Quorum: init?.Quorum ?? false,
+    Time: init?.Time ?? 0,
+    Stream: init?.Stream ?? false,
+    Refresh: init?.Refresh ?? false,
+  };
+}
+
+export const Request = {
+  typeName: "etcdserverpb.Request",
+  create: createRequest,
+  encode(message: RequestInit): Buffer {
+    return encodeWith(message, sizeRequest, writeRequest);
+  },
+  encodeInto(message: RequestInit, target: Uint8Array, offset: number): number {
+    return encodeIntoWith(message, target, offset, sizeRequest, writeRequest);
+  },
+  decode(bytes: Uint8Array): Request {
+    return decodeWith(bytes, readRequest);
+  },
+  /** @internal size pass, for codecs that embed this message */
+  $size: sizeRequest,
+  /** @internal write pass */
+  $write: writeRequest,
+  /** @internal reader */
+  $read: readRequest,
+} satisfies MessageType<Request, RequestInit>;
+
+/**
+ * The metadata record at the head of each WAL file (etcd's wal): this member's and its cluster's ids.
+ */
+export interface Metadata {
+  NodeID: bigint;
+  ClusterID: bigint;
+}
+
+/** Metadata as encode/create accept it: every field optional, nested messages as Init. */
+export interface MetadataInit {
+  NodeID?: bigint;
+  ClusterID?: bigint;
+}
+
+function sizeMetadata(m: MetadataInit): number {
+  let n = 0;
+  if (m.NodeID) {
+    n += 1 + int64BigintSize(m.NodeID);
+  }
+  if (m.ClusterID) {
+    n += 1 + int64BigintSize(m.ClusterID);
+  }
+  return n;
+}
+
+function writeMetadata(m: MetadataInit, w: Writer): void {
+  if (m.NodeID) {
+    w.uint32(8);
+    w.int64Bigint(m.NodeID);
+  }
+  if (m.ClusterID) {
+    w.uint32(16);
+    w.int64Bigint(m.ClusterID);
+  }
+}
+
+function readMetadata(r: Reader, end: number, into?: Metadata): Metadata {
+  const m: Metadata = into ?? { NodeID: 0n, ClusterID: 0n };
+  while (r.pos < end) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 8:
+        m.NodeID = r.uint64Bigint();
+        break;
+      case 16:
+        m.ClusterID = r.uint64Bigint();
+        break;
+      default:
+        r.skip(tag, end);
+    }
+  }
+  return m;
+}
+
+function createMetadata(init?: MetadataInit): Metadata {
+  return {
+    NodeID: init?.NodeID ?? 0n,
+    ClusterID: init?.ClusterID ?? 0n,
+  };
+}
+
+export const Metadata = {
+  typeName: "etcdserverpb.Metadata",
+  create: createMetadata,
+  encode(message: MetadataInit): Buffer {
+    return encodeWith(message, sizeMetadata, writeMetadata);
+  },
+  encodeInto(message: MetadataInit, target: Uint8Array, offset: number): number {
+    return encodeIntoWith(message, target, offset, sizeMetadata, writeMetadata);
+  },
+  decode(bytes: Uint8Array): Metadata {
+    return decodeWith(bytes, readMetadata);
+  },
+  /** @internal size pass, for codecs that embed this message */
+  $size: sizeMetadata,
+  /** @internal write pass */
+  $write: writeMetadata,
+  /** @internal reader */
+  $read: readMetadata,
+} satisfies MessageType<Metadata, MetadataInit>;
+
+export interface RequestHeader {
+  /**
+   * The proposal's unique id: the waiter for its apply result is keyed by it.
+   */
+  ID: bigint;
+  /**
+   * username is a username that is associated with an auth token of gRPC connection
+   */
+  username: string;
+  /**
+   * auth_revision is a revision number of auth.authStore. It is not related to mvcc
+   */
+  authRevision: number;
+}
+
+/** RequestHeader as encode/create accept it: every field optional, nested messages as Init. */
+export interface RequestHeaderInit {
+  ID?: bigint;
+  username?: string;
+  authRevision?: number;
+}
+
+function sizeRequestHeader(m: RequestHeaderInit): number {
+  let n = 0;
+  if (m.ID) {
+    n += 1 + int64BigintSize(m.ID);
+  }
+  if (m.username) {
+    const s = utf8Length(m.username);
+    sizeCacheSet(sizeCacheReserve(), s);
+    n += 1 + varint32Size(s) + s;
+  }
+  if (m.authRevision !== undefined && m.authRevision !== 0) {
+    n += 1 + int64NumberSize(m.authRevision);
+  }
+  return n;
+}
+
+function writeRequestHeader(m: RequestHeaderInit, w: Writer): void {
+  if (m.ID) {
+    w.uint32(8);
+    w.int64Bigint(m.ID);
+  }
+  if (m.username) {
+    w.uint32(18);
+    w.string(m.username, sizeCacheTake());
+  }
+  if (m.authRevision !== undefined && m.authRevision !== 0) {
+    w.uint32(24);
+    w.int64Number(m.authRevision);
+  }
+}
+
+function readRequestHeader(r: Reader, end: number, into?: RequestHeader): RequestHeader {
+  const m: RequestHeader = into ?? { ID: 0n, username: "", authRevision: 0 };
+  while (r.pos < end) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 8:
+        m.ID = r.uint64Bigint();
+        break;
+      case 18:
+        m.username = r.string(end);
+        break;
+      case 24:
+        m.authRevision = r.uint64Number();
+        break;
+      default:
+        r.skip(tag, end);
+    }
+  }
+  return m;
+}
+
+function createRequestHeader(init?: RequestHeaderInit): RequestHeader {
+  return {
+    ID: init?.ID ?? 0n,
+    username: init?.username ?? "",
+    authRevision: init?.authRevision ?? 0,
+  };
+}
+
+export const RequestHeader = {
+  typeName: "etcdserverpb.RequestHeader",
+  create: createRequestHeader,
+  encode(message: RequestHeaderInit): Buffer {
+    return encodeWith(message, sizeRequestHeader, writeRequestHeader);
+  },
+  encodeInto(message: RequestHeaderInit, target: Uint8Array, offset: number): number {
+    return encodeIntoWith(message, target, offset, sizeRequestHeader, writeRequestHeader);
+  },
+  decode(bytes: Uint8Array): RequestHeader {
+    return decodeWith(bytes, readRequestHeader);
+  },
+  /** @internal size pass, for codecs that embed this message */
+  $size: sizeRequestHeader,
+  /** @internal write pass */
+  $write: writeRequestHeader,
+  /** @internal reader */
+  $read: readRequestHeader,
+} satisfies MessageType<RequestHeader, RequestHeaderInit>;
+
+/**
+ * An InternalRaftRequest is the union of all requests which can be
+ * sent via raft.
+ */
+export interface InternalRaftRequest {
+  ID: bigint;
+  v2: Request | undefined;
+  range: RangeRequest | undefined;
+  put: PutRequest | undefined;
+  deleteRange: DeleteRangeRequest | undefined;
+  txn: TxnRequest | undefined;
+  compaction: CompactionRequest | undefined;
+  leaseGrant: LeaseGrantRequest | undefined;
+  leaseRevoke: LeaseRevokeRequest | undefined;
+  alarm: AlarmRequest | undefined;
+  leaseCheckpoint: LeaseCheckpointRequest | undefined;
+  header: RequestHeader | undefined;
+  authEnable: AuthEnableRequest | undefined;
+  authDisable: AuthDisableRequest | undefined;
+  authenticate: InternalAuthenticateRequest | undefined;
+  /**
+   * 3.5
+   */
+  authStatus: AuthStatusRequest | undefined;
+  authUserAdd: AuthUserAddRequest | undefined;
+  authUserDelete: AuthUserDeleteRequest | undefined;
+  authUserGet: AuthUserGetRequest | undefined;
+  authUserChangePassword: AuthUserChangePasswordRequest | undefined;
+  authUserGrantRole: AuthUserGrantRoleRequest | undefined;
+  authUserRevokeRole: AuthUserRevokeRoleRequest | undefined;
+  authUserList: AuthUserListRequest | undefined;
+  authRoleList: AuthRoleListRequest | undefined;
+  authRoleAdd: AuthRoleAddRequest | undefined;
+  authRoleDelete: AuthRoleDeleteRequest | undefined;
+  authRoleGet: AuthRoleGetRequest | undefined;
+  authRoleGrantPermission: AuthRoleGrantPermissionRequest | undefined;
+  authRoleRevokePermission: AuthRoleRevokePermissionRequest | undefined;
+  /**
+   * 3.5: membership records proposed through raft.
+   */
+  clusterVersionSet: membershippb.ClusterVersionSetRequest | undefined;
+  clusterMemberAttrSet: membershippb.ClusterMemberAttrSetRequest | undefined;
+  downgradeInfoSet: membershippb.DowngradeInfoSetRequest | undefined;
+}
+
+/** InternalRaftRequest as encode/create accept it: every field optional, nested messages as Init. */
+export interface InternalRaftRequestInit {
+  ID?: bigint;
+  v2?: RequestInit | null;
+  range?: RangeRequestInit | null;
+  put?: PutRequestInit | null;
+  deleteRange?: DeleteRangeRequestInit | null;
+  txn?: TxnRequestInit | null;
+  compaction?: CompactionRequestInit | null;
+  leaseGrant?: LeaseGrantRequestInit | null;
+  leaseRevoke?: LeaseRevokeRequestInit | null;
+  alarm?: AlarmRequestInit | null;
+  leaseCheckpoint?: LeaseCheckpointRequestInit | null;
+  header?: RequestHeaderInit | null;
+  authEnable?: AuthEnableRequestInit | null;
+  authDisable?: AuthDisableRequestInit | null;
+  authenticate?: InternalAuthenticateRequestInit | null;
+  authStatus?: AuthStatusRequestInit | null;
+  authUserAdd?: AuthUserAddRequestInit | null;
+  authUserDelete?: AuthUserDeleteRequestInit | null;
+  authUserGet?: AuthUserGetRequestInit | null;
+  authUserChangePassword?: AuthUserChangePasswordRequestInit | null;
+  authUserGrantRole?: AuthUserGrantRoleRequestInit | null;
+  authUserRevokeRole?: AuthUserRevokeRoleRequestInit | null;
+  authUserList?: AuthUserListRequestInit | null;
+  authRoleList?: AuthRoleListRequestInit | null;
+  authRoleAdd?: AuthRoleAddRequestInit | null;
+  authRoleDelete?: AuthRoleDeleteRequestInit | null;
+  authRoleGet?: AuthRoleGetRequestInit | null;
+  authRoleGrantPermission?: AuthRoleGrantPermissionRequestInit | null;
+  authRoleRevokePermission?: AuthRoleRevokePermissionRequestInit | null;
+  clusterVersionSet?: membershippb.ClusterVersionSetRequestInit | null;
+  clusterMemberAttrSet?: membershippb.ClusterMemberAttrSetRequestInit | null;
+  downgradeInfoSet?: membershippb.DowngradeInfoSetRequestInit | null;
+}
+
+function sizeInternalRaftRequest(m: InternalRaftRequestInit): number {
+  let n = 0;
+  if (m.ID) {
+    n += 1 + int64BigintSize(m.ID);
+  }
+  if (m.v2 != null) {
+    const slot = sizeCacheReserve();
+    const s = Request.$size(m.v2);
+    sizeCacheSet(slot, s);
+    n += 1 + varint32Size(s) + s;
+  }
+  if (m.range != null) {
+    const slot = sizeCacheReserve();
+    const s = RangeRequest.$size(m.range);
+    sizeCacheSet(slot, s);
+    n += 1 + varint32Size(s) + s;
+  }
+  if (m.put != null) {
+    const slot = sizeCacheReserve();
+    const s = PutRequest.$size(m.put);
+    sizeCacheSet(slot, s);
+    n += 1 + varint32Size(s) + s;
+  }
+  if (m.deleteRange != null) {
+    const slot = sizeCacheReserve();
+    const s = DeleteRangeRequest.$size(m.deleteRange);
+    sizeCacheSet(slot, s);
+    n += 1 + varint32Size(s) + s;
+  }
+  if (m.txn != null) {
+    const slot = sizeCacheReserve();
+    const s = TxnRequest.$size(m.txn);
+    sizeCacheSet(slot, s);
+    n += 1 + varint32Size(s) + s;
+  }
+  if (m.compaction != null) {
+    const slot = sizeCacheReserve();
+    const s = CompactionRequest.$size(m.compaction);
+    sizeCacheSet(slot, s);
+    n += 1 + varint32Size(s) + s;
+  }
+  if (m.leaseGrant != null) {
+    const slot = sizeCacheReserve();
+    const s = LeaseGrantRequest.$size(m.leaseGrant);
+    sizeCacheSet(slot, s);
+    n += 1 + varint32Size(s) + s;
+  }
+  if (m.leaseRevoke != null) {
+    const slot = sizeCacheReserve();
+    const s = LeaseRevokeRequest.$size(m.leaseRevoke);
+    sizeCacheSet(slot, s);
+    n += 1 + varint32Size(s) + s;
+  }
+  if (m.alarm != null) {
+    const slot = sizeCacheReserve();
+    const s = AlarmRequest.$size(m.alarm);
+    sizeCacheSet(slot, s);
+    n += 1 + varint32Size(s) + s;
+  }
+  if (m.leaseCheckpoint != null) {
+    const slot = sizeCacheReserve();
+    const s = LeaseCheckpointRequest.$size(m.leaseCheckpoint);
+    sizeCacheSet(slot, s);
+    n += 1 + varint32Size(s) + s;
+  }
+  if (m.header != null) {
+    const slot = sizeCacheReserve();
+    const s = RequestHeader.$size(m.header);
+    sizeCacheSet(slot, s);
+    n += 2 + varint32Size(s) + s;
+  }
+  if (m.authEnable != null) {
+    const slot = sizeCacheReserve();
+    const s = AuthEnableRequest.$size(m.authEnable);
+    sizeCacheSet(slot, s);
+    n += 2 + varint32Size(s) + s;
+  }
+  if (m.authDisable != null) {
+    const slot = sizeCacheReserve();
+    const s = AuthDisableRequest.$size(m.authDisable);
+    sizeCacheSet(slot, s);
+    n += 2 + varint32Size(s) + s;
+  }
+  if (m.authenticate != null) {
+    const slot = sizeCacheReserve();
+    const s = InternalAuthenticateRequest.$size(m.authenticate);
+    sizeCacheSet(slot, s);
+    n += 2 + varint32Size(s) + s;
+  }
+  if (m.authStatus != null) {
+    const slot = sizeCacheReserve();
+    const s = AuthStatusRequest.$size(m.authStatus);
+    sizeCacheSet(slot, s);
+    n += 2 + varint32Size(s) + s;
+  }
+  if (m.authUserAdd != null) {
+    const slot = sizeCacheReserve();
+    const s = AuthUserAddRequest.$size(m.authUserAdd);
+    sizeCacheSet(slot, s);
+    n += 2 + varint32Size(s) + s;
+  }
+  if (m.authUserDelete != null) {
+    const slot = sizeCacheReserve();
+    const s = AuthUserDeleteRequest.$size(m.authUserDelete);
+    sizeCacheSet(slot, s);
+    n += 2 + varint32Size(s) + s;
+  }
+  if (m.authUserGet != null) {
+    const slot = sizeCacheReserve();
+    const s = AuthUserGetRequest.$size(m.authUserGet);
+    sizeCacheSet(slot, s);
+    n += 2 + varint32Size(s) + s;
+  }
+  if (m.authUserChangePassword != null) {
+    const slot = sizeCacheReserve();
+    const s = AuthUserChangePasswordRequest.$size(m.authUserChangePassword);
+    sizeCacheSet(slot, s);
+    n += 2 + varint32Size(s) + s;
+  }
+  if (m.authUserGrantRole != null) {
+    const slot = sizeCacheReserve();
+    const s = AuthUserGrantRoleRequest.$size(m.authUserGrantRole);
+    sizeCacheSet(slot, s);
+    n += 2 + varint32Size(s) + s;
+  }
+  if (m.authUserRevokeRole != null) {
+    const slot = sizeCacheReserve();
+    const s = AuthUserRevokeRoleRequest.$size(m.authUserRevokeRole);
+    sizeCacheSet(slot, s);
+    n += 2 + varint32Size(s) + s;
+  }
+  if (m.authUserList != null) {
+    const slot = sizeCacheReserve();
+    const s = AuthUserListRequest.$size(m.authUserList);
+    sizeCacheSet(slot, s);
+    n += 2 + varint32Size(s) + s;
+  }
+  if (m.authRoleList != null) {
+    const slot = sizeCacheReserve();
+    const s = AuthRoleListRequest.$size(m.authRoleList);
+    sizeCacheSet(slot, s);
+    n += 2 + varint32Size(s) + s;
+  }
+  if (m.authRoleAdd != null) {
+    const slot = sizeCacheReserve();
+    const s = AuthRoleAddRequest.$size(m.authRoleAdd);
+    sizeCacheSet(slot, s);
+    n += 2 + varint32Size(s) + s;
+  }
+  if (m.authRoleDelete != null) {
+    const slot = sizeCacheReserve();
+    const s = AuthRoleDeleteRequest.$size(m.authRoleDelete);
+    sizeCacheSet(slot, s);
+    n += 2 + varint32Size(s) + s;
+  }
+  if (m.authRoleGet != null) {
+    const slot = sizeCacheReserve();
+    const s = AuthRoleGetRequest.$size(m.authRoleGet);
+    sizeCacheSet(slot, s);
+    n += 2 + varint32Size(s) + s;
+  }
+  if (m.authRoleGrantPermission != null) {
+    const slot = sizeCacheReserve();
+    const s = AuthRoleGrantPermissionRequest.$size(m.authRoleGrantPermission);
+    sizeCacheSet(slot, s);
+    n += 2 + varint32Size(s) + s;
+  }
+  if (m.authRoleRevokePermission != null) {
+    const slot = sizeCacheReserve();
+    const s = AuthRoleRevokePermissionRequest.$size(m.authRoleRevokePermission);
+    sizeCacheSet(slot, s);
+    n += 2 + varint32Size(s) + s;
+  }
+  if (m.clusterVersionSet != null) {
+    const slot = sizeCacheReserve();
+    const s = membershippb.ClusterVersionSetRequest.$size(m.clusterVersionSet);
+    sizeCacheSet(slot, s);
+    n += 2 + varint32Size(s) + s;
+  }
+  if (m.clusterMemberAttrSet != null) {
+    const slot = sizeCacheReserve();
+    const s = membershippb.ClusterMemberAttrSetRequest.$size(m.clusterMemberAttrSet);
+    sizeCacheSet(slot, s);
+    n += 2 + varint32Size(s) + s;
+  }
+  if (m.downgradeInfoSet != null) {
+    const slot = sizeCacheReserve();
+    const s = membershippb.DowngradeInfoSetRequest.$size(m.downgradeInfoSet);
+    sizeCacheSet(slot, s);
+    n += 2 + varint32Size(s) + s;
+  }
+  return n;
+}
+
+function writeInternalRaftRequest(m: InternalRaftRequestInit, w: Writer): void {
+  if (m.ID) {
+    w.uint32(8);
+    w.int64Bigint(m.ID);
+  }
+  if (m.v2 != null) {
+    w.uint32(18);
+    w.uint32(sizeCacheTake());
+    Request.$write(m.v2, w);
+  }
+  if (m.range != null) {
+    w.uint32(26);
+    w.uint32(sizeCacheTake());
+    RangeRequest.$write(m.range, w);
+  }
+  if (m.put != null) {
+    w.uint32(34);
+    w.uint32(sizeCacheTake());
+    PutRequest.$write(m.put, w);
+  }
+  if (m.deleteRange != null) {
+    w.uint32(42);
+    w.uint32(sizeCacheTake());
+    DeleteRangeRequest.$write(m.deleteRange, w);
+  }
+  if (m.txn != null) {
+    w.uint32(50);
+    w.uint32(sizeCacheTake());
+    TxnRequest.$write(m.txn, w);
+  }
+  if (m.compaction != null) {
+    w.uint32(58);
+    w.uint32(sizeCacheTake());
+    CompactionRequest.$write(m.compaction, w);
+  }
+  if (m.leaseGrant != null) {
+    w.uint32(66);
+    w.uint32(sizeCacheTake());
+    LeaseGrantRequest.$write(m.leaseGrant, w);
+  }
+  if (m.leaseRevoke != null) {
+    w.uint32(74);
+    w.uint32(sizeCacheTake());
+    LeaseRevokeRequest.$write(m.leaseRevoke, w);
+  }
+  if (m.alarm != null) {
+    w.uint32(82);
+    w.uint32(sizeCacheTake());
+    AlarmRequest.$write(m.alarm, w);
+  }
+  if (m.leaseCheckpoint != null) {
+    w.uint32(90);
+    w.uint32(sizeCacheTake());
+    LeaseCheckpointRequest.$write(m.leaseCheckpoint, w);
+  }
+  if (m.header != null) {
+    w.uint32(802);
+    w.uint32(sizeCacheTake());
+    RequestHeader.$write(m.header, w);
+  }
+  if (m.authEnable != null) {
+    w.uint32(8002);
+    w.uint32(sizeCacheTake());
+    AuthEnableRequest.$write(m.authEnable, w);
+  }
+  if (m.authDisable != null) {
+    w.uint32(8090);
+    w.uint32(sizeCacheTake());
+    AuthDisableRequest.$write(m.authDisable, w);
+  }
+  if (m.authenticate != null) {
+    w.uint32(8098);
+    w.uint32(sizeCacheTake());
+    InternalAuthenticateRequest.$write(m.authenticate, w);
+  }
+  if (m.authStatus != null) {
+    w.uint32(8106);
+    w.uint32(sizeCacheTake());
+    AuthStatusRequest.$write(m.authStatus, w);
+  }
+  if (m.authUserAdd != null) {
+    w.uint32(8802);
+    w.uint32(sizeCacheTake());
+    AuthUserAddRequest.$write(m.authUserAdd, w);
+  }
+  if (m.authUserDelete != null) {
+    w.uint32(8810);
+    w.uint32(sizeCacheTake());
+    AuthUserDeleteRequest.$write(m.authUserDelete, w);
+  }
+  if (m.authUserGet != null) {
+    w.uint32(8818);
+    w.uint32(sizeCacheTake());
+    AuthUserGetRequest.$write(m.authUserGet, w);
+  }
+  if (m.authUserChangePassword != null) {
+    w.uint32(8826);
+    w.uint32(sizeCacheTake());
+    AuthUserChangePasswordRequest.$write(m.authUserChangePassword, w);
+  }
+  if (m.authUserGrantRole != null) {
+    w.uint32(8834);
+    w.uint32(sizeCacheTake());
+    AuthUserGrantRoleRequest.$write(m.authUserGrantRole, w);
+  }
+  if (m.authUserRevokeRole != null) {
+    w.uint32(8842);
+    w.uint32(sizeCacheTake());
+    AuthUserRevokeRoleRequest.$write(m.authUserRevokeRole, w);
+  }
+  if (m.authUserList != null) {
+    w.uint32(8850);
+    w.uint32(sizeCacheTake());
+    AuthUserListRequest.$write(m.authUserList, w);
+  }
+  if (m.authRoleList != null) {
+    w.uint32(8858);
+    w.uint32(sizeCacheTake());
+    AuthRoleListRequest.$write(m.authRoleList, w);
+  }
+  if (m.authRoleAdd != null) {
+    w.uint32(9602);
+    w.uint32(sizeCacheTake());
+    AuthRoleAddRequest.$write(m.authRoleAdd, w);
+  }
+  if (m.authRoleDelete != null) {
+    w.uint32(9610);
+    w.uint32(sizeCacheTake());
+    AuthRoleDeleteRequest.$write(m.authRoleDelete, w);
+  }
+  if (m.authRoleGet != null) {
+    w.uint32(9618);
+    w.uint32(sizeCacheTake());
+    AuthRoleGetRequest.$write(m.authRoleGet, w);
+  }
+  if (m.authRoleGrantPermission != null) {
+    w.uint32(9626);
+    w.uint32(sizeCacheTake());
+    AuthRoleGrantPermissionRequest.$write(m.authRoleGrantPermission, w);
+  }
+  if (m.authRoleRevokePermission != null) {
+    w.uint32(9634);
+    w.uint32(sizeCacheTake());
+    AuthRoleRevokePermissionRequest.$write(m.authRoleRevokePermission, w);
+  }
+  if (m.clusterVersionSet != null) {
+    w.uint32(10402);
+    w.uint32(sizeCacheTake());
+    membershippb.ClusterVersionSetRequest.$write(m.clusterVersionSet, w);
+  }
+  if (m.clusterMemberAttrSet != null) {
+    w.uint32(10410);
+    w.uint32(sizeCacheTake());
+    membershippb.ClusterMemberAttrSetRequest.$write(m.clusterMemberAttrSet, w);
+  }
+  if (m.downgradeInfoSet != null) {
+    w.uint32(10418);
+    w.uint32(sizeCacheTake());
+    membershippb.DowngradeInfoSetRequest.$write(m.downgradeInfoSet, w);
+  }
+}
+
+function readInternalRaftRequest(r: Reader, end: number, into?: InternalRaftRequest): InternalRaftRequest {
+  const m: InternalRaftRequest = into ?? { ID: 0n, v2: undefined, range: undefined, put: undefined, deleteRange: undefined, txn: undefined, compaction: undefined, leaseGrant: undefined, leaseRevoke: undefined, alarm: undefined, leaseCheckpoint: undefined, header: undefined, authEnable: undefined, authDisable: undefined, authenticate: undefined, authStatus: undefined, authUserAdd: undefined, authUserDelete: undefined, authUserGet: undefined, authUserChangePassword: undefined, authUserGrantRole: undefined, authUserRevokeRole: undefined, authUserList: undefined, authRoleList: undefined, authRoleAdd: undefined, authRoleDelete: undefined, authRoleGet: undefined, authRoleGrantPermission: undefined, authRoleRevokePermission: undefined, clusterVersionSet: undefined, clusterMemberAttrSet: undefined, downgradeInfoSet: undefined };
+  while (r.pos < end) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 8:
+        m.ID = r.uint64Bigint();
+        break;
+      case 18: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = Request.$read(r, fieldEnd, m.v2);
+        r.leaveMessage(fieldEnd);
+        m.v2 = value;
+        break;
+      }
+      case 26: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = RangeRequest.$read(r, fieldEnd, m.range);
+        r.leaveMessage(fieldEnd);
+        m.range = value;
+        break;
+      }
+      case 34: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = PutRequest.$read(r, fieldEnd, m.put);
+        r.leaveMessage(fieldEnd);
+        m.put = value;
+        break;
+      }
+      case 42: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = DeleteRangeRequest.$read(r, fieldEnd, m.deleteRange);
+        r.leaveMessage(fieldEnd);
+        m.deleteRange = value;
+        break;
+      }
+      case 50: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = TxnRequest.$read(r, fieldEnd, m.txn);
+        r.leaveMessage(fieldEnd);
+        m.txn = value;
+        break;
+      }
+      case 58: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = CompactionRequest.$read(r, fieldEnd, m.compaction);
+        r.leaveMessage(fieldEnd);
+        m.compaction = value;
+        break;
+      }
+      case 66: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = LeaseGrantRequest.$read(r, fieldEnd, m.leaseGrant);
+        r.leaveMessage(fieldEnd);
+        m.leaseGrant = value;
+        break;
+      }
+      case 74: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = LeaseRevokeRequest.$read(r, fieldEnd, m.leaseRevoke);
+        r.leaveMessage(fieldEnd);
+        m.leaseRevoke = value;
+        break;
+      }
+      case 82: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = AlarmRequest.$read(r, fieldEnd, m.alarm);
+        r.leaveMessage(fieldEnd);
+        m.alarm = value;
+        break;
+      }
+      case 90: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = LeaseCheckpointRequest.$read(r, fieldEnd, m.leaseCheckpoint);
+        r.leaveMessage(fieldEnd);
+        m.leaseCheckpoint = value;
+        break;
+      }
+      case 802: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = RequestHeader.$read(r, fieldEnd, m.header);
+        r.leaveMessage(fieldEnd);
+        m.header = value;
+        break;
+      }
+      case 8002: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = AuthEnableRequest.$read(r, fieldEnd, m.authEnable);
+        r.leaveMessage(fieldEnd);
+        m.authEnable = value;
+        break;
+      }
+      case 8090: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = AuthDisableRequest.$read(r, fieldEnd, m.authDisable);
+        r.leaveMessage(fieldEnd);
+        m.authDisable = value;
+        break;
+      }
+      case 8098: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = InternalAuthenticateRequest.$read(r, fieldEnd, m.authenticate);
+        r.leaveMessage(fieldEnd);
+        m.authenticate = value;
+        break;
+      }
+      case 8106: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = AuthStatusRequest.$read(r, fieldEnd, m.authStatus);
+        r.leaveMessage(fieldEnd);
+        m.authStatus = value;
+        break;
+      }
+      case 8802: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = AuthUserAddRequest.$read(r, fieldEnd, m.authUserAdd);
+        r.leaveMessage(fieldEnd);
+        m.authUserAdd = value;
+        break;
+      }
+      case 8810: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = AuthUserDeleteRequest.$read(r, fieldEnd, m.authUserDelete);
+        r.leaveMessage(fieldEnd);
+        m.authUserDelete = value;
+        break;
+      }
+      case 8818: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = AuthUserGetRequest.$read(r, fieldEnd, m.authUserGet);
+        r.leaveMessage(fieldEnd);
+        m.authUserGet = value;
+        break;
+      }
+      case 8826: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = AuthUserChangePasswordRequest.$read(r, fieldEnd, m.authUserChangePassword);
+        r.leaveMessage(fieldEnd);
+        m.authUserChangePassword = value;
+        break;
+      }
+      case 8834: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = AuthUserGrantRoleRequest.$read(r, fieldEnd, m.authUserGrantRole);
+        r.leaveMessage(fieldEnd);
+        m.authUserGrantRole = value;
+        break;
+      }
+      case 8842: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = AuthUserRevokeRoleRequest.$read(r, fieldEnd, m.authUserRevokeRole);
+        r.leaveMessage(fieldEnd);
+        m.authUserRevokeRole = value;
+        break;
+      }
+      case 8850: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = AuthUserListRequest.$read(r, fieldEnd, m.authUserList);
+        r.leaveMessage(fieldEnd);
+        m.authUserList = value;
+        break;
+      }
+      case 8858: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = AuthRoleListRequest.$read(r, fieldEnd, m.authRoleList);
+        r.leaveMessage(fieldEnd);
+        m.authRoleList = value;
+        break;
+      }
+      case 9602: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = AuthRoleAddRequest.$read(r, fieldEnd, m.authRoleAdd);
+        r.leaveMessage(fieldEnd);
+        m.authRoleAdd = value;
+        break;
+      }
+      case 9610: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = AuthRoleDeleteRequest.$read(r, fieldEnd, m.authRoleDelete);
+        r.leaveMessage(fieldEnd);
+        m.authRoleDelete = value;
+        break;
+      }
+      case 9618: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = AuthRoleGetRequest.$read(r, fieldEnd, m.authRoleGet);
+        r.leaveMessage(fieldEnd);
+        m.authRoleGet = value;
+        break;
+      }
+      case 9626: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = AuthRoleGrantPermissionRequest.$read(r, fieldEnd, m.authRoleGrantPermission);
+        r.leaveMessage(fieldEnd);
+        m.authRoleGrantPermission = value;
+        break;
+      }
+      case 9634: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = AuthRoleRevokePermissionRequest.$read(r, fieldEnd, m.authRoleRevokePermission);
+        r.leaveMessage(fieldEnd);
+        m.authRoleRevokePermission = value;
+        break;
+      }
+      case 10402: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = membershippb.ClusterVersionSetRequest.$read(r, fieldEnd, m.clusterVersionSet);
+        r.leaveMessage(fieldEnd);
+        m.clusterVersionSet = value;
+        break;
+      }
+      case 10410: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = membershippb.ClusterMemberAttrSetRequest.$read(r, fieldEnd, m.clusterMemberAttrSet);
+        r.leaveMessage(fieldEnd);
+        m.clusterMemberAttrSet = value;
+        break;
+      }
+      case 10418: {
+        const fieldEnd = r.delimitedEnd(end);
+        r.enterMessage();
+        const value = membershippb.DowngradeInfoSetRequest.$read(r, fieldEnd, m.downgradeInfoSet);
+        r.leaveMessage(fieldEnd);
+        m.downgradeInfoSet = value;
+        break;
+      }
+      default:
+        r.skip(tag, end);
+    }
+  }
+  return m;
+}
+
+function createInternalRaftRequest(init?: InternalRaftRequestInit): InternalRaftRequest {
+  return {
+    ID: init?.ID ?? 0n,
+    v2: init?.v2 == null ? undefined : Request.create(init.v2),
+    range: init?.range == null ? undefined : RangeRequest.create(init.range),
+    put: init?.put == null ? undefined : PutRequest.create(init.put),
+    deleteRange: init?.deleteRange == null ? undefined : DeleteRangeRequest.create(init.deleteRange),
+    txn: init?.txn == null ? undefined : TxnRequest.create(init.txn),
+    compaction: init?.compaction == null ? undefined : CompactionRequest.create(init.compaction),
+    leaseGrant: init?.leaseGrant == null ? undefined : LeaseGrantRequest.create(init.leaseGrant),
+    leaseRevoke: init?.leaseRevoke == null ? undefined : LeaseRevokeRequest.create(init.leaseRevoke),
+    alarm: init?.alarm == null ? undefined : AlarmRequest.create(init.alarm),
+    leaseCheckpoint: init?.leaseCheckpoint == null ? undefined : LeaseCheckpointRequest.create(init.leaseCheckpoint),
+    header: init?.header == null ? undefined : RequestHeader.create(init.header),
+    authEnable: init?.authEnable == null ? undefined : AuthEnableRequest.create(init.authEnable),
+    authDisable: init?.authDisable == null ? undefined : AuthDisableRequest.create(init.authDisable),
+    authenticate: init?.authenticate == null ? undefined : InternalAuthenticateRequest.create(init.authenticate),
+    authStatus: init?.authStatus == null ? undefined : AuthStatusRequest.create(init.authStatus),
+    authUserAdd: init?.authUserAdd == null ? undefined : AuthUserAddRequest.create(init.authUserAdd),
+    authUserDelete: init?.authUserDelete == null ? undefined : AuthUserDeleteRequest.create(init.authUserDelete),
+    authUserGet: init?.authUserGet == null ? undefined : AuthUserGetRequest.create(init.authUserGet),
+    authUserChangePassword: init?.authUserChangePassword == null ? undefined : AuthUserChangePasswordRequest.create(init.authUserChangePassword),
+    authUserGrantRole: init?.authUserGrantRole == null ? undefined : AuthUserGrantRoleRequest.create(init.authUserGrantRole),
+    authUserRevokeRole: init?.authUserRevokeRole == null ? undefined : AuthUserRevokeRoleRequest.create(init.authUserRevokeRole),
+    authUserList: init?.authUserList == null ? undefined : AuthUserListRequest.create(init.authUserList),
+    authRoleList: init?.authRoleList == null ? undefined : AuthRoleListRequest.create(init.authRoleList),
+    authRoleAdd: init?.authRoleAdd == null ? undefined : AuthRoleAddRequest.create(init.authRoleAdd),
+    authRoleDelete: init?.authRoleDelete == null ? undefined : AuthRoleDeleteRequest.create(init.authRoleDelete),
+    authRoleGet: init?.authRoleGet == null ? undefined : AuthRoleGetRequest.create(init.authRoleGet),
+    authRoleGrantPermission: init?.authRoleGrantPermission == null ? undefined : AuthRoleGrantPermissionRequest.create(init.authRoleGrantPermission),
+    authRoleRevokePermission: init?.authRoleRevokePermission == null ? undefined : AuthRoleRevokePermissionRequest.create(init.authRoleRevokePermission),
+    clusterVersionSet: init?.clusterVersionSet == null ? undefined : membershippb.ClusterVersionSetRequest.create(init.clusterVersionSet),
+    clusterMemberAttrSet: init?.clusterMemberAttrSet == null ? undefined : membershippb.ClusterMemberAttrSetRequest.create(init.clusterMemberAttrSet),
+    downgradeInfoSet: init?.downgradeInfoSet == null ? undefined : membershippb.DowngradeInfoSetRequest.create(init.downgradeInfoSet),
+  };
+}
+
+export const InternalRaftRequest = {
+  typeName: "etcdserverpb.InternalRaftRequest",
+  create: createInternalRaftRequest,
+  encode(message: InternalRaftRequestInit): Buffer {
+    return encodeWith(message, sizeInternalRaftRequest, writeInternalRaftRequest);
+  },
+  encodeInto(message: InternalRaftRequestInit, target: Uint8Array, offset: number): number {
+    return encodeIntoWith(message, target, offset, sizeInternalRaftRequest, writeInternalRaftRequest);
+  },
+  decode(bytes: Uint8Array): InternalRaftRequest {
+    return decodeWith(bytes, readInternalRaftRequest);
+  },
+  /** @internal size pass, for codecs that embed this message */
+  $size: sizeInternalRaftRequest,
+  /** @internal write pass */
+  $write: writeInternalRaftRequest,
+  /** @internal reader */
+  $read: readInternalRaftRequest,
+} satisfies MessageType<InternalRaftRequest, InternalRaftRequestInit>;
+
+export interface EmptyResponse {
+}
+
+/** EmptyResponse as encode/create accept it: every field optional, nested messages as Init. */
+export interface EmptyResponseInit {
+}
+
+function sizeEmptyResponse(m: EmptyResponseInit): number {
+  let n = 0;
+  return n;
+}
+
+function writeEmptyResponse(m: EmptyResponseInit, w: Writer): void {
+}
+
+function readEmptyResponse(r: Reader, end: number, into?: EmptyResponse): EmptyResponse {
+  const m: EmptyResponse = into ?? {  };
+  while (r.pos < end) {
+    const tag = r.uint32();
+    switch (tag) {
+      default:
+        r.skip(tag, end);
+    }
+  }
+  return m;
+}
+
+function createEmptyResponse(init?: EmptyResponseInit): EmptyResponse {
+  return {
+  };
+}
+
+export const EmptyResponse = {
+  typeName: "etcdserverpb.EmptyResponse",
+  create: createEmptyResponse,
+  encode(message: EmptyResponseInit): Buffer {
+    return encodeWith(message, sizeEmptyResponse, writeEmptyResponse);
+  },
+  encodeInto(message: EmptyResponseInit, target: Uint8Array, offset: number): number {
+    return encodeIntoWith(message, target, offset, sizeEmptyResponse, writeEmptyResponse);
+  },
+  decode(bytes: Uint8Array): EmptyResponse {
+    return decodeWith(bytes, readEmptyResponse);
+  },
+  /** @internal size pass, for codecs that embed this message */
+  $size: sizeEmptyResponse,
+  /** @internal write pass */
+  $write: writeEmptyResponse,
+  /** @internal reader */
+  $read: readEmptyResponse,
+} satisfies MessageType<EmptyResponse, EmptyResponseInit>;
+
+/**
+ * What is the difference between AuthenticateRequest (defined in rpc.proto) and InternalAuthenticateRequest?
+ * InternalAuthenticateRequest has a member that is filled by etcdserver and shouldn't be user-facing.
+ * For avoiding misusage the field, we have an internal version of AuthenticateRequest.
+ */
+export interface InternalAuthenticateRequest {
+  name: string;
+  password: string;
+  /**
+   * simple_token is generated in API layer (etcdserver/v3_server.go)
+   */
+  simpleToken: string;
+}
+
+/** InternalAuthenticateRequest as encode/create accept it: every field optional, nested messages as Init. */
+export interface InternalAuthenticateRequestInit {
+  name?: string;
+  password?: string;
+  simpleToken?: string;
+}
+
+function sizeInternalAuthenticateRequest(m: InternalAuthenticateRequestInit): number {
+  let n = 0;
+  if (m.name) {
+    const s = utf8Length(m.name);
+    sizeCacheSet(sizeCacheReserve(), s);
+    n += 1 + varint32Size(s) + s;
+  }
+  if (m.password) {
+    const s = utf8Length(m.password);
+    sizeCacheSet(sizeCacheReserve(), s);
+    n += 1 + varint32Size(s) + s;
+  }
+  if (m.simpleToken) {
+    const s = utf8Length(m.simpleToken);
+    sizeCacheSet(sizeCacheReserve(), s);
+    n += 1 + varint32Size(s) + s;
+  }
+  return n;
+}
+
+function writeInternalAuthenticateRequest(m: InternalAuthenticateRequestInit, w: Writer): void {
+  if (m.name) {
+    w.uint32(10);
+    w.string(m.name, sizeCacheTake());
+  }
+  if (m.password) {
+    w.uint32(18);
+    w.string(m.password, sizeCacheTake());
+  }
+  if (m.simpleToken) {
+    w.uint32(26);
+    w.string(m.simpleToken, sizeCacheTake());
+  }
+}
+
+function readInternalAuthenticateRequest(r: Reader, end: number, into?: InternalAuthenticateRequest): InternalAuthenticateRequest {
+  const m: InternalAuthenticateRequest = into ?? { name: "", password: "", simpleToken: "" };
+  while (r.pos < end) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 10:
+        m.name = r.string(end);
+        break;
+      case 18:
+        m.password = r.string(end);
+        break;
+      case 26:
+        m.simpleToken = r.string(end);
+        break;
+      default:
+        r.skip(tag, end);
+    }
+  }
+  return m;
+}
+
+function createInternalAuthenticateRequest(init?: InternalAuthenticateRequestInit): InternalAuthenticateRequest {
+  return {
+    name: init?.name ?? "",
+    password: init?.password ?? "",
+    simpleToken: init?.simpleToken ?? "",
+  };
+}
+
+export const InternalAuthenticateRequest = {
+  typeName: "etcdserverpb.InternalAuthenticateRequest",
+  create: createInternalAuthenticateRequest,
+  encode(message: InternalAuthenticateRequestInit): Buffer {
+    return encodeWith(message, sizeInternalAuthenticateRequest, writeInternalAuthenticateRequest);
+  },
+  encodeInto(message: InternalAuthenticateRequestInit, target: Uint8Array, offset: number): number {
+    return encodeIntoWith(message, target, offset, sizeInternalAuthenticateRequest, writeInternalAuthenticateRequest);
+  },
+  decode(bytes: Uint8Array): InternalAuthenticateRequest {
+    return decodeWith(bytes, readInternalAuthenticateRequest);
+  },
+  /** @internal size pass, for codecs that embed this message */
+  $size: sizeInternalAuthenticateRequest,
+  /** @internal write pass */
+  $write: writeInternalAuthenticateRequest,
+  /** @internal reader */
+  $read: readInternalAuthenticateRequest,
+} satisfies MessageType<InternalAuthenticateRequest, InternalAuthenticateRequestInit>;
