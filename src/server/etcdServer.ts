@@ -1,0 +1,755 @@
+import { assert } from "../assert.js";
+import type { Backend } from "../backend/backend.js";
+import { EtcdError, isEtcdError } from "../errors.js";
+import type { Logger } from "../log/logger.js";
+import type { MvccStore } from "../mvcc/store.js";
+import { etcdserverpb } from "../proto/index.js";
+import {
+  type ConfChange,
+  ConfChangeType,
+  type ConfChangeV2,
+  decodeConfChange,
+  decodeConfChangeV2,
+  type Entry,
+  EntryType,
+  isRaftError,
+  type MemoryStorage,
+  RaftErrorCode,
+  type RawNode,
+  type ReadState,
+  type Snapshot,
+  type SoftState,
+  StateRole,
+} from "../raft/index.js";
+import type { Wal } from "../wal/wal.js";
+import type { EtcdServerApi } from "./api.js";
+import * as convert from "./convert.js";
+import { formatId } from "./ids.js";
+import { decodeMemberContext, type Member, Membership } from "./membership.js";
+import { type RaftLoop, RaftLoop as RaftLoopImpl, type RaftTransport } from "./raftLoop.js";
+import { ReadIndexRounds } from "./readIndex.js";
+import { Waiters } from "./waiters.js";
+
+/**
+ * The member (etcd's EtcdServer): turns client requests into raft proposals, applies committed entries to
+ * mvcc in order, answers each proposer once its entry is applied, and serves linearizable reads through
+ * ReadIndex. Single-threaded on the main thread; persistence happens on the WAL and backend workers.
+ *
+ * Write path: request -> InternalRaftRequest (unique id) -> raft propose -> WAL fsync (group commit in
+ * RaftLoop) -> committed -> apply -> the waiter for that id resolves -> the gRPC call returns.
+ */
+
+/** The etcd version whose API etcd-ts implements: clients gate features on it. */
+export const ETCD_SERVER_VERSION = "3.4.23";
+export const ETCD_CLUSTER_VERSION = "3.4.0";
+
+/** etcd refuses new proposals when applying lags committing by more than this many entries. */
+const MAX_GAP_BETWEEN_APPLY_AND_COMMIT_INDEX = 5000;
+/** Proposals waiting for their apply, at most (each holds a gRPC call). */
+const PROPOSALS_WAITING_MAX = 100_000;
+/** Readers queued for the next ReadIndex round, at most. */
+const READERS_WAITING_MAX = 100_000;
+/** How often request deadlines are checked (one coarse timer for all of them). */
+const DEADLINE_SWEEP_MS = 100;
+
+export interface EtcdServerOptions {
+  memberId: bigint;
+  clusterId: bigint;
+  name: string;
+  clientUrls: string[];
+  node: RawNode;
+  storage: MemoryStorage;
+  wal: Wal;
+  store: MvccStore;
+  backend: Backend;
+  transport: RaftTransport;
+  logger: Logger;
+  tickMs: number;
+  electionTimeoutMs: number;
+  maxTxnOps: number;
+  maxRequestBytes: number;
+  /** <= 0: no quota. */
+  quotaBackendBytes: number;
+  /** The member stops when persistence fails; the default exits the process. */
+  onFatal: (error: unknown) => void;
+}
+
+type Applied =
+  | { type: "put"; response: etcdserverpb.PutResponseInit }
+  | { type: "deleteRange"; response: etcdserverpb.DeleteRangeResponseInit }
+  | { type: "txn"; response: etcdserverpb.TxnResponseInit }
+  | { type: "compaction"; response: etcdserverpb.CompactionResponseInit; physicalDone: Promise<void> }
+  | { type: "alarm"; response: etcdserverpb.AlarmResponseInit }
+  | { type: "none" };
+
+const ALARM_NONE = 0;
+const ALARM_NOSPACE = 1;
+const ALARM_CORRUPT = 2;
+const ALARM_NAMES = ["NONE", "NOSPACE", "CORRUPT"];
+
+export class EtcdServer implements EtcdServerApi {
+  readonly memberId: bigint;
+  readonly clusterId: bigint;
+  readonly limits: { maxTxnOps: number; maxRequestBytes: number };
+  readonly store: MvccStore;
+  readonly backend: Backend;
+  readonly membership: Membership;
+  private readonly node: RawNode;
+  private readonly loop: RaftLoop;
+  private readonly log: Logger;
+  private readonly waiters: Waiters<Applied>;
+  private readonly reads: ReadIndexRounds;
+  private readonly quotaBackendBytes: number;
+  private readonly name: string;
+  private readonly clientUrls: string[];
+  private readonly onFatal: (error: unknown) => void;
+  private appliedIndexValue: number;
+  private appliedTermValue: number;
+  private leaderId = 0n;
+  private term = 0;
+  private readonly alarms = new Map<string, etcdserverpb.AlarmMember>();
+  private clusterVersion: string | null = null;
+  private published = false;
+  private readonly readyWaiters: Array<() => void> = [];
+  private sweeper: NodeJS.Timeout | null = null;
+  private requestIdNext: bigint;
+  private stopped = false;
+
+  constructor(options: EtcdServerOptions) {
+    this.memberId = options.memberId;
+    this.clusterId = options.clusterId;
+    this.name = options.name;
+    this.clientUrls = options.clientUrls;
+    this.node = options.node;
+    this.store = options.store;
+    this.backend = options.backend;
+    this.log = options.logger;
+    this.onFatal = options.onFatal;
+    this.limits = { maxTxnOps: options.maxTxnOps, maxRequestBytes: options.maxRequestBytes };
+    this.quotaBackendBytes = options.quotaBackendBytes;
+    this.membership = new Membership(options.backend);
+    this.appliedIndexValue = options.backend.consistentIndex;
+    this.appliedTermValue = options.backend.term;
+    this.loadAlarms();
+    this.loadClusterVersion();
+    // etcd's request timeout: 5 s plus two election timeouts.
+    const requestTimeoutMs = 5000 + 2 * options.electionTimeoutMs;
+    this.waiters = new Waiters(PROPOSALS_WAITING_MAX, requestTimeoutMs);
+    this.reads = new ReadIndexRounds(
+      {
+        requestReadIndex: (context) => {
+          try {
+            this.node.readIndex(context);
+          } catch (error) {
+            throw this.proposalError(error);
+          }
+          this.loop.kick();
+        },
+        appliedIndex: () => this.appliedIndexValue,
+      },
+      READERS_WAITING_MAX,
+      requestTimeoutMs,
+    );
+    // Request ids as etcd's idutil makes them: the member id's low 16 bits, then a millisecond clock and a
+    // counter, so ids of different members never collide in one log.
+    this.requestIdNext = ((this.memberId & 0xffffn) << 48n) | ((BigInt(Date.now()) & 0xff_ffff_ffffn) << 8n);
+    this.loop = new RaftLoopImpl({
+      node: options.node,
+      storage: options.storage,
+      wal: options.wal,
+      transport: options.transport,
+      tickMs: options.tickMs,
+      hooks: {
+        apply: (entries) => this.applyEntries(entries),
+        saveSnapshot: async () => {
+          throw new Error("receiving raft snapshots needs the cluster issue");
+        },
+        applySnapshot: async () => {
+          throw new Error("receiving raft snapshots needs the cluster issue");
+        },
+        softStateChanged: (state) => this.onSoftState(state),
+        readStates: (states) => this.onReadStates(states),
+        afterReady: () => {},
+        fatal: (error) => this.fail(error),
+      },
+    });
+  }
+
+  start(): void {
+    this.loop.start();
+    this.sweeper = setInterval(() => {
+      this.waiters.expire(() => new EtcdError("Timeout"));
+      this.reads.expire();
+    }, DEADLINE_SWEEP_MS);
+    this.sweeper.unref();
+  }
+
+  /** Resolves once this member's attributes are committed through raft (etcd's ReadyNotify). */
+  readyNotify(): Promise<void> {
+    if (this.published) return Promise.resolve();
+    return new Promise((resolve) => this.readyWaiters.push(resolve));
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.sweeper !== null) clearInterval(this.sweeper);
+    await this.loop.stop();
+    const error = new EtcdError("Stopped");
+    this.waiters.failAll(error);
+    this.reads.failAll(error);
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // EtcdServerApi
+
+  header(): { clusterId: bigint; memberId: bigint; raftTerm: number } {
+    return { clusterId: this.clusterId, memberId: this.memberId, raftTerm: this.term };
+  }
+
+  async range(request: etcdserverpb.RangeRequest): Promise<etcdserverpb.RangeResponseInit> {
+    if (!request.serializable) await this.reads.barrier();
+    return convert.rangeResponseToWire(this.store.range(convert.rangeRequestToStore(request)));
+  }
+
+  async put(request: etcdserverpb.PutRequest): Promise<etcdserverpb.PutResponseInit> {
+    this.checkQuota(256 + request.key.length + request.value.length);
+    const applied = await this.propose({ put: request });
+    assert(applied.type === "put", "a put applies as a put");
+    return applied.response;
+  }
+
+  async deleteRange(request: etcdserverpb.DeleteRangeRequest): Promise<etcdserverpb.DeleteRangeResponseInit> {
+    const applied = await this.propose({ deleteRange: request });
+    assert(applied.type === "deleteRange", "a delete applies as a delete");
+    return applied.response;
+  }
+
+  async txn(request: etcdserverpb.TxnRequest): Promise<etcdserverpb.TxnResponseInit> {
+    if (isTxnReadOnly(request)) {
+      // etcd serves a read-only txn like a range: no proposal, linearizable unless every range in it
+      // is serializable.
+      if (!isTxnSerializable(request)) await this.reads.barrier();
+      return convert.txnResponseToWire(this.store.txnReadOnly(convert.txnRequestToStore(request)));
+    }
+    this.checkQuota(txnPutCost(request));
+    const applied = await this.propose({ txn: request });
+    assert(applied.type === "txn", "a txn applies as a txn");
+    return applied.response;
+  }
+
+  async compact(request: etcdserverpb.CompactionRequest): Promise<etcdserverpb.CompactionResponseInit> {
+    const applied = await this.propose({ compaction: request });
+    assert(applied.type === "compaction", "a compaction applies as a compaction");
+    if (request.physical) await applied.physicalDone;
+    return applied.response;
+  }
+
+  async status(): Promise<etcdserverpb.StatusResponseInit> {
+    const hardState = this.node.status().hardState;
+    const errors: string[] = [];
+    if (this.leaderId === 0n) errors.push(new EtcdError("NoLeader").message);
+    for (const alarm of this.alarmList(ALARM_NONE)) {
+      errors.push(`memberID:${alarm.memberID} alarm:${ALARM_NAMES[alarm.alarm] ?? alarm.alarm} `);
+    }
+    return {
+      header: { revision: this.store.revision },
+      version: ETCD_SERVER_VERSION,
+      dbSize: this.backend.sizeBytes(),
+      dbSizeInUse: this.backend.sizeInUseBytes(),
+      leader: this.leaderId,
+      raftIndex: hardState.commit,
+      raftTerm: hardState.term,
+      raftAppliedIndex: this.appliedIndexValue,
+      errors,
+      isLearner: false,
+    };
+  }
+
+  async hash(): Promise<etcdserverpb.HashResponseInit> {
+    const { hash, revision } = this.store.hash();
+    return { header: { revision }, hash };
+  }
+
+  async hashKV(request: etcdserverpb.HashKVRequest): Promise<etcdserverpb.HashKVResponseInit> {
+    const result = this.store.hashKV(request.revision);
+    return {
+      header: { revision: result.revision },
+      hash: result.hash,
+      compactRevision: result.compactRevision,
+    };
+  }
+
+  async alarm(request: etcdserverpb.AlarmRequest): Promise<etcdserverpb.AlarmResponseInit> {
+    const applied = await this.propose({ alarm: request });
+    assert(applied.type === "alarm", "an alarm request applies as one");
+    return applied.response;
+  }
+
+  async defragment(): Promise<etcdserverpb.DefragmentResponseInit> {
+    await this.loop.pause();
+    try {
+      await this.backend.defragment();
+    } finally {
+      this.loop.resume();
+    }
+    return {};
+  }
+
+  async memberList(_request: etcdserverpb.MemberListRequest): Promise<etcdserverpb.MemberListResponseInit> {
+    return {
+      header: { revision: 0 },
+      members: this.membership.list().map((m) => ({
+        ID: m.id,
+        name: m.name,
+        peerURLs: m.peerUrls,
+        clientURLs: m.clientUrls,
+        isLearner: m.isLearner,
+      })),
+    };
+  }
+
+  async health(options: {
+    excludeAlarms: readonly number[];
+    timeoutMs: number;
+  }): Promise<{ health: boolean; reason: string }> {
+    for (const alarm of this.alarmList(ALARM_NONE)) {
+      if (!options.excludeAlarms.includes(alarm.alarm)) {
+        return { health: false, reason: `ALARM ${ALARM_NAMES[alarm.alarm] ?? alarm.alarm}` };
+      }
+    }
+    if (this.leaderId === 0n) return { health: false, reason: "RAFT NO LEADER" };
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.reads.barrier(),
+        new Promise((_resolve, reject) => {
+          timer = setTimeout(() => reject(new EtcdError("Timeout")), options.timeoutMs);
+        }),
+      ]);
+      return { health: true, reason: "" };
+    } catch (error) {
+      return {
+        health: false,
+        reason: `QGET ERROR:${error instanceof Error ? error.message : String(error)}`,
+      };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  versions(): { etcdserver: string; etcdcluster: string } {
+    return { etcdserver: ETCD_SERVER_VERSION, etcdcluster: this.clusterVersion ?? "not_decided" };
+  }
+
+  /** Status for operators and tests. */
+  get appliedIndex(): number {
+    return this.appliedIndexValue;
+  }
+
+  get leader(): bigint {
+    return this.leaderId;
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Proposals
+
+  private nextRequestId(): bigint {
+    this.requestIdNext += 1n;
+    return this.requestIdNext;
+  }
+
+  private propose(request: etcdserverpb.InternalRaftRequestInit): Promise<Applied> {
+    if (this.stopped) return Promise.reject(new EtcdError("Stopped"));
+    if (this.node.raft.log.committed - this.appliedIndexValue > MAX_GAP_BETWEEN_APPLY_AND_COMMIT_INDEX) {
+      return Promise.reject(new EtcdError("TooManyRequests"));
+    }
+    const id = this.nextRequestId();
+    request.ID = id;
+    request.header = { ID: id };
+    const data = etcdserverpb.InternalRaftRequest.encode(request);
+    if (data.length > this.limits.maxRequestBytes) return Promise.reject(new EtcdError("RequestTooLarge"));
+    const applied = this.waiters.wait(id);
+    try {
+      this.node.propose(data);
+    } catch (error) {
+      this.waiters.fail(id, this.proposalError(error));
+      return applied;
+    }
+    this.loop.kick();
+    return applied;
+  }
+
+  /** Maps raft's refusal of a proposal to etcd's client-visible error. */
+  private proposalError(error: unknown): unknown {
+    if (isRaftError(error, RaftErrorCode.NoLeader)) return new EtcdError("NoLeader");
+    if (isRaftError(error, RaftErrorCode.ProposalDropped)) return new EtcdError("TooManyRequests");
+    return error;
+  }
+
+  private checkQuota(cost: number): void {
+    if (this.hasAlarm(ALARM_NOSPACE) && cost > 0) throw new EtcdError("NoSpace");
+    if (this.quotaBackendBytes <= 0 || cost <= 0) return;
+    if (this.backend.sizeBytes() + cost >= this.quotaBackendBytes) {
+      // etcd raises the alarm for itself (through raft) and fails this request.
+      this.propose({
+        alarm: { action: 1, memberID: this.memberId, alarm: etcdserverpb.AlarmType.NOSPACE },
+      }).catch(() => {});
+      throw new EtcdError("NoSpace");
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Apply
+
+  private applyEntries(entries: readonly Entry[]): void {
+    for (const entry of entries) {
+      if (entry.index <= this.appliedIndexValue) {
+        // Already in the backend (replayed from the WAL after a restart); raft still needs conf changes.
+        if (entry.type !== EntryType.Normal) this.node.applyConfChange(decodeConfChangeAny(entry));
+        continue;
+      }
+      switch (entry.type) {
+        case EntryType.Normal:
+          this.applyNormal(entry);
+          break;
+        case EntryType.ConfChange:
+        case EntryType.ConfChangeV2:
+          this.applyConfChange(entry);
+          break;
+        default:
+          throw new Error(`unknown entry type ${entry.type}`);
+      }
+      this.appliedIndexValue = entry.index;
+      this.appliedTermValue = entry.term;
+    }
+    this.reads.onApplied();
+  }
+
+  private applyNormal(entry: Entry): void {
+    if (entry.data.length === 0) {
+      // A new leader's empty entry: nothing to do but record the index.
+      this.backend.seal(entry.index, entry.term);
+      return;
+    }
+    const request = etcdserverpb.InternalRaftRequest.decode(entry.data);
+    const id = request.ID;
+    const mine = this.waiters.has(id);
+    let applied: Applied;
+    try {
+      applied = this.applyRequest(entry, request);
+    } catch (error) {
+      if (!isEtcdError(error)) throw error;
+      if (mine) this.waiters.fail(id, error);
+      return;
+    }
+    if (mine) this.waiters.trigger(id, applied);
+  }
+
+  private applyRequest(entry: Entry, request: etcdserverpb.InternalRaftRequest): Applied {
+    const { index, term } = entry;
+    if (request.put !== undefined) {
+      this.applyCapped(entry, 1);
+      const result = this.store.apply(index, term, {
+        type: "put",
+        request: convert.putRequestToStore(request.put),
+      });
+      return { type: "put", response: convert.putResponseToWire(result.response) };
+    }
+    if (request.deleteRange !== undefined) {
+      const result = this.store.apply(index, term, {
+        type: "deleteRange",
+        request: convert.deleteRangeRequestToStore(request.deleteRange),
+      });
+      return { type: "deleteRange", response: convert.deleteRangeResponseToWire(result.response) };
+    }
+    if (request.txn !== undefined) {
+      this.applyCapped(entry, txnPutCost(request.txn));
+      const result = this.store.apply(index, term, {
+        type: "txn",
+        request: convert.txnRequestToStore(request.txn),
+      });
+      return { type: "txn", response: convert.txnResponseToWire(result.response) };
+    }
+    if (request.compaction !== undefined) {
+      const result = this.store.apply(index, term, {
+        type: "compaction",
+        request: { revision: request.compaction.revision, physical: request.compaction.physical },
+      });
+      return {
+        type: "compaction",
+        response: { header: { revision: result.response.header.revision } },
+        physicalDone: result.physicalDone,
+      };
+    }
+    if (request.alarm !== undefined) {
+      const response = this.applyAlarm(request.alarm);
+      this.backend.seal(index, term);
+      return { type: "alarm", response };
+    }
+    if (request.clusterMemberAttrSet !== undefined) {
+      const attr = request.clusterMemberAttrSet;
+      const attributes = attr.memberAttributes;
+      this.membership.setAttributes(attr.memberID, attributes?.name ?? "", attributes?.clientUrls ?? []);
+      this.backend.seal(index, term);
+      if (attr.memberID === this.memberId && !this.published) this.onPublished();
+      return { type: "none" };
+    }
+    if (request.clusterVersionSet !== undefined) {
+      this.setClusterVersion(request.clusterVersionSet.ver);
+      this.backend.seal(index, term);
+      return { type: "none" };
+    }
+    // A request type this version does not apply (auth, leases: later issues). Record the index only.
+    this.backend.seal(index, term);
+    return { type: "none" };
+  }
+
+  /** In NOSPACE mode writes that add data are applied as errors (etcd's applierV3Capped). */
+  private applyCapped(entry: Entry, cost: number): void {
+    if (cost > 0 && this.hasAlarm(ALARM_NOSPACE)) {
+      this.backend.seal(entry.index, entry.term);
+      throw new EtcdError("NoSpace");
+    }
+  }
+
+  private applyConfChange(entry: Entry): void {
+    const cc = decodeConfChangeAny(entry);
+    for (const change of changesOf(cc)) {
+      switch (change.type) {
+        case ConfChangeType.AddNode:
+        case ConfChangeType.AddLearnerNode: {
+          const context = cc.context;
+          if (context.length > 0) {
+            const member = decodeMemberContext(context);
+            member.isLearner = change.type === ConfChangeType.AddLearnerNode;
+            this.membership.add(member);
+            this.log.info("added member", {
+              "cluster-id": formatId(this.clusterId),
+              "local-member-id": formatId(this.memberId),
+              "added-peer-id": formatId(member.id),
+              "added-peer-peer-urls": member.peerUrls.join(","),
+            });
+          }
+          break;
+        }
+        case ConfChangeType.RemoveNode:
+          this.membership.remove(change.nodeId);
+          break;
+        case ConfChangeType.UpdateNode:
+          break;
+      }
+    }
+    this.node.applyConfChange(cc);
+    this.backend.seal(entry.index, entry.term);
+  }
+
+  private applyAlarm(request: etcdserverpb.AlarmRequest): etcdserverpb.AlarmResponseInit {
+    const key = `${request.memberID}:${request.alarm}`;
+    switch (request.action) {
+      case 0: // GET
+        return { alarms: this.alarmList(request.alarm) };
+      case 1: {
+        // ACTIVATE
+        if (request.alarm === ALARM_NONE) return { alarms: [] };
+        const alarm: etcdserverpb.AlarmMember = { memberID: request.memberID, alarm: request.alarm };
+        if (!this.alarms.has(key)) {
+          this.alarms.set(key, alarm);
+          this.backend.put("alarm", new TextEncoder().encode(key), new Uint8Array(0));
+          this.log.warn("alarm raised", {
+            alarm: ALARM_NAMES[request.alarm] ?? request.alarm,
+            from: formatId(request.memberID),
+          });
+        }
+        return { alarms: [alarm] };
+      }
+      case 2: {
+        // DEACTIVATE
+        const alarm = this.alarms.get(key);
+        if (alarm === undefined) return { alarms: [] };
+        this.alarms.delete(key);
+        this.backend.delete("alarm", new TextEncoder().encode(key));
+        return { alarms: [alarm] };
+      }
+      default:
+        return { alarms: [] };
+    }
+  }
+
+  private alarmList(type: number): etcdserverpb.AlarmMember[] {
+    return [...this.alarms.values()].filter((a) => type === ALARM_NONE || a.alarm === type);
+  }
+
+  private hasAlarm(type: number): boolean {
+    for (const alarm of this.alarms.values()) if (alarm.alarm === type) return true;
+    return false;
+  }
+
+  private loadAlarms(): void {
+    const decoder = new TextDecoder();
+    this.backend.range("alarm", new Uint8Array(0), null, (key) => {
+      const [member, alarm] = decoder.decode(key).split(":");
+      if (member !== undefined && alarm !== undefined) {
+        this.alarms.set(`${member}:${alarm}`, {
+          memberID: BigInt(member),
+          alarm: Number(alarm) as etcdserverpb.AlarmType,
+        });
+      }
+      return true;
+    });
+  }
+
+  private loadClusterVersion(): void {
+    const value = this.backend.get("cluster", new TextEncoder().encode("clusterVersion"));
+    if (value !== undefined) this.clusterVersion = new TextDecoder().decode(value);
+  }
+
+  private setClusterVersion(version: string): void {
+    const first = this.clusterVersion === null;
+    this.clusterVersion = version;
+    this.backend.put(
+      "cluster",
+      new TextEncoder().encode("clusterVersion"),
+      new TextEncoder().encode(version),
+    );
+    if (first) {
+      this.log.info("set initial cluster version", {
+        "cluster-id": formatId(this.clusterId),
+        "local-member-id": formatId(this.memberId),
+        "cluster-version": version.split(".").slice(0, 2).join("."),
+      });
+      this.log.info("enabled capabilities for version", {
+        "cluster-version": version.split(".").slice(0, 2).join("."),
+      });
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Raft events
+
+  private onSoftState(state: SoftState): void {
+    const previous = this.leaderId;
+    this.leaderId = state.leader;
+    this.term = this.node.raft.term;
+    if (state.leader !== previous) {
+      if (state.leader === 0n) {
+        this.log.info("raft.node: lost leader", {
+          "local-member-id": formatId(this.memberId),
+          term: this.term,
+        });
+      } else if (previous === 0n) {
+        this.log.info(
+          `raft.node: ${formatId(this.memberId)} elected leader ${formatId(state.leader)} at term ${this.term}`,
+        );
+      } else {
+        this.log.info(
+          `raft.node: ${formatId(this.memberId)} changed leader from ${formatId(previous)} to ${formatId(state.leader)} at term ${this.term}`,
+        );
+      }
+    }
+    if (state.role === StateRole.Leader) this.onBecameLeader();
+    if (state.leader !== 0n && !this.published) this.publish();
+  }
+
+  private onBecameLeader(): void {
+    if (this.clusterVersion === null) {
+      this.log.info("setting up initial cluster version", { "cluster-version": "3.4" });
+      this.propose({ clusterVersionSet: { ver: ETCD_CLUSTER_VERSION } }).catch((error) =>
+        this.log.warn("failed to set cluster version", { error: String(error) }),
+      );
+    }
+  }
+
+  private publishing = false;
+  private publish(): void {
+    if (this.publishing) return;
+    this.publishing = true;
+    this.propose({
+      clusterMemberAttrSet: {
+        memberID: this.memberId,
+        memberAttributes: { name: this.name, clientUrls: this.clientUrls },
+      },
+    })
+      .catch((error) =>
+        this.log.warn("failed to publish local member to cluster through raft", { error: String(error) }),
+      )
+      .finally(() => {
+        this.publishing = false;
+        // Retry until the attributes are committed (etcd retries every request timeout).
+        if (!this.published && !this.stopped && this.leaderId !== 0n)
+          setTimeout(() => this.publish(), 500).unref();
+      });
+  }
+
+  private onPublished(): void {
+    this.published = true;
+    this.log.info("published local member to cluster through raft", {
+      "local-member-id": formatId(this.memberId),
+      "local-member-attributes": JSON.stringify({ Name: this.name, ClientURLs: this.clientUrls }),
+      "request-path": `/0/members/${formatId(this.memberId)}/attributes`,
+      "cluster-id": formatId(this.clusterId),
+      "publish-timeout": "7s",
+    });
+    for (const resolve of this.readyWaiters.splice(0)) resolve();
+  }
+
+  private onReadStates(states: readonly ReadState[]): void {
+    for (const state of states) this.reads.onReadState(state.requestContext, state.index);
+  }
+
+  private fail(error: unknown): void {
+    this.stopped = true;
+    this.waiters.failAll(new EtcdError("Stopped"));
+    this.reads.failAll(new EtcdError("Stopped"));
+    this.onFatal(error);
+  }
+
+  /** For tests and the member's snapshot logic. */
+  memberInfo(): Member | undefined {
+    return this.membership.get(this.memberId);
+  }
+}
+
+function decodeConfChangeAny(entry: Entry): ConfChange | ConfChangeV2 {
+  return entry.type === EntryType.ConfChange ? decodeConfChange(entry.data) : decodeConfChangeV2(entry.data);
+}
+
+function changesOf(cc: ConfChange | ConfChangeV2): Array<{ type: number; nodeId: bigint }> {
+  if ("changes" in cc) return cc.changes.map((c) => ({ type: c.type, nodeId: c.nodeId }));
+  return [{ type: cc.type, nodeId: cc.nodeId }];
+}
+
+function isTxnReadOnly(request: etcdserverpb.TxnRequest): boolean {
+  const ops = [...request.success, ...request.failure];
+  return ops.every((op) => {
+    const inner = op.request;
+    if (inner === undefined) return true;
+    if (inner.case === "requestRange") return true;
+    if (inner.case === "requestTxn") return isTxnReadOnly(inner.value);
+    return false;
+  });
+}
+
+function isTxnSerializable(request: etcdserverpb.TxnRequest): boolean {
+  const ops = [...request.success, ...request.failure];
+  return ops.every((op) => {
+    const inner = op.request;
+    if (inner === undefined) return true;
+    if (inner.case === "requestRange") return inner.value.serializable;
+    if (inner.case === "requestTxn") return isTxnSerializable(inner.value);
+    return true;
+  });
+}
+
+/** etcd's quota cost of a txn: the larger of the two branches' top-level puts (spec §14.3). */
+function txnPutCost(request: etcdserverpb.TxnRequest): number {
+  const branch = (ops: readonly etcdserverpb.RequestOp[]): number => {
+    let cost = 0;
+    for (const op of ops) {
+      if (op.request?.case === "requestPut")
+        cost += 256 + op.request.value.key.length + op.request.value.value.length;
+    }
+    return cost;
+  };
+  return Math.max(branch(request.success), branch(request.failure));
+}
