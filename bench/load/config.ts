@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { BenchError } from "./errors.js";
+import { type TransportKind, transportKinds } from "./transport.js";
 
 /** etcdctl check perf's load levels (etcdctl/ctlv3/command/check.go, 3.4.23). */
 export const loadLevels = {
@@ -77,6 +78,8 @@ export interface BenchConfig {
   /** Report directory; null picks bench/results/<timestamp>. */
   outDir: string | null;
   dialTimeoutMs: number;
+  /** How the timed phase's unary calls are sent (setup and cleanup always use grpc-js). */
+  transport: TransportKind;
   help: boolean;
 }
 
@@ -105,6 +108,7 @@ const optionSpec = {
   "compare-etcd-ts": { type: "boolean" },
   out: { type: "string" },
   "dial-timeout": { type: "string" },
+  transport: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -134,6 +138,8 @@ common options:
   --prefix p                         key prefix; must hold no keys (check-perf default ${checkPerfPrefixDefault})
   --out dir                          report directory (default bench/results/<timestamp>)
   --dial-timeout 2s                  connect deadline per endpoint
+  --transport grpc-js|http2          how timed unary calls are sent: grpc-js (default), or the same
+                                     gRPC frames on raw node:http2 (about half the generator CPU)
 check-perf: --load s|m|l|xl  --auto-compact  --auto-defrag
 put, txn-put: --clients n --conns n --total n --rate n --key-size n --val-size n --key-space-size n
               --sequential-keys (put)  --txn-ops n (txn-put)
@@ -299,8 +305,16 @@ export function parseConfig(argv: readonly string[]): BenchConfig {
   if (workload === "txn-put" && txnOps > keySpaceSize) {
     throw badArgs(`--txn-ops (${txnOps}) must not exceed --key-space-size (${keySpaceSize})`);
   }
+  const transport = values.transport ?? "grpc-js";
+  if (!(transportKinds as readonly string[]).includes(transport)) {
+    throw badArgs(`--transport must be grpc-js or http2, got "${transport}"`);
+  }
+  if (transport === "http2" && (workload === "watch-latency" || workload === "lease-keepalive")) {
+    throw badArgs("--transport http2 applies to the unary workloads: check-perf, put, range, txn-put");
+  }
   return {
     workload,
+    transport: transport as TransportKind,
     endpoints: parseEndpoints(values.endpoints ?? "127.0.0.1:2379"),
     endpointsGiven: values.endpoints !== undefined,
     load,

@@ -29,13 +29,8 @@ import {
   type RunningTarget,
   type Target,
 } from "./targets.js";
-import {
-  type CompleteRequest,
-  checkPerfIssuer,
-  putIssuer,
-  rangeIssuer,
-  txnPutIssuer,
-} from "./unaryWorkloads.js";
+import { type CompleteRequest, grpcJsSender, http2Sender, type UnarySender } from "./transport.js";
+import { checkPerfIssuer, putIssuer, rangeIssuer, txnPutIssuer } from "./unaryWorkloads.js";
 
 /** Where the run writes: stdout lines, and a live progress line when stderr is a TTY. */
 export interface BenchIo {
@@ -121,6 +116,23 @@ function cpuDelta(before: number | null, after: number | null): number | null {
   return before === null || after === null ? null : after - before;
 }
 
+/** Whether the timed phase's unary calls go over raw HTTP/2 (see transport.ts) instead of grpc-js. */
+function usesHttp2(config: BenchConfig): boolean {
+  return config.transport === "http2";
+}
+
+/** gRPC connections to open: all of them for grpc-js; one per endpoint (setup, cleanup) for http2. */
+function grpcConnectionCount(config: BenchConfig, endpoints: number): number {
+  // watch-latency puts on a connection of its own, apart from the watch streams.
+  const wanted =
+    config.workload === "watch-latency"
+      ? config.connections + 1
+      : usesHttp2(config)
+        ? endpoints
+        : config.connections;
+  return Math.max(wanted, endpoints);
+}
+
 /** The engine-driven workloads: every one but watch-latency. */
 async function runEngineWorkload(
   target: RunningTarget,
@@ -141,24 +153,33 @@ async function runEngineWorkload(
     sequentialKeys: config.sequentialKeys,
   };
   let closeWorkload = async (): Promise<void> => {};
+  let sender: UnarySender | null = null;
+  if (config.workload !== "lease-keepalive") {
+    sender = usesHttp2(config)
+      ? await http2Sender(
+          target.endpoints,
+          config.connections,
+          config.clients,
+          config.dialTimeoutMs,
+          complete,
+        )
+      : grpcJsSender(connections, config.clients, complete);
+    const opened = sender;
+    closeWorkload = async () => opened.close();
+  }
   let issue: IssueRequest;
   switch (config.workload) {
     case "check-perf":
-      issue = checkPerfIssuer(connections, config.clients, config.prefix, complete);
+      issue = checkPerfIssuer(sender!, config.clients, config.prefix);
       break;
     case "put":
-      issue = putIssuer(connections, config.clients, keyed, complete);
+      issue = putIssuer(sender!, config.clients, keyed);
       break;
     case "range":
-      issue = await rangeIssuer(
-        connections,
-        config.clients,
-        { ...keyed, consistency: config.consistency },
-        complete,
-      );
+      issue = await rangeIssuer(sender!, connections, { ...keyed, consistency: config.consistency });
       break;
     case "txn-put":
-      issue = txnPutIssuer(connections, config.clients, { ...keyed, txnOps: config.txnOps }, complete);
+      issue = txnPutIssuer(sender!, config.clients, { ...keyed, txnOps: config.txnOps });
       break;
     case "lease-keepalive": {
       const workload = await leaseKeepAliveWorkload(connections, config.clients, complete);
@@ -309,11 +330,9 @@ async function runTarget(target: Target, config: BenchConfig, io: BenchIo): Prom
   const running = await target.start();
   activeTargets.add(running);
   try {
-    // watch-latency puts on a connection of its own, apart from the watch streams.
-    const connectionCount = config.workload === "watch-latency" ? config.connections + 1 : config.connections;
     const connections = await openConnections(
       running.endpoints,
-      Math.max(connectionCount, running.endpoints.length),
+      grpcConnectionCount(config, running.endpoints.length),
       config.dialTimeoutMs,
     );
     let measured: MeasuredRun;
@@ -423,8 +442,8 @@ export async function runBench(config: BenchConfig, outDir: string, io: BenchIo)
     if (outcome.summary.verdict !== null) {
       for (const line of outcome.summary.verdict.lines) io.out(line);
       pass &&= outcome.summary.verdict.pass;
+      io.out("");
     }
-    io.out("");
     for (const line of targetLines(outcome.summary)) io.out(line);
     io.out("");
   }

@@ -6,7 +6,7 @@ import type { IssueRequest } from "./engine.js";
 import { BenchError } from "./errors.js";
 import { TokenBucket } from "./rateLimiter.js";
 import type { LatencyRecorder } from "./recorder.js";
-import type { CompleteRequest } from "./unaryWorkloads.js";
+import type { CompleteRequest } from "./transport.js";
 import {
   encodeLeaseGrantRequest,
   encodeLeaseKeepAliveRequest,

@@ -140,17 +140,50 @@ export function encodeLeaseKeepAliveRequest(leaseId: bigint): Buffer {
   return new ProtoWriter().uint(1, leaseId).finish();
 }
 
+/** gRPC's length prefix: a compressed flag byte and a 4-byte big-endian length (gRPC over HTTP/2 spec). */
+export const grpcFrameHeaderBytes = 5;
+
+/**
+ * A message with its gRPC length prefix in front: `framed` is what a raw HTTP/2 stream sends, and
+ * `message` (a view into the same memory, after the prefix) is what grpc-js takes and frames itself.
+ * Patching `message` patches both.
+ */
+export class FramedMessage {
+  readonly message: Buffer;
+
+  constructor(readonly framed: Buffer) {
+    assert(framed.length >= grpcFrameHeaderBytes, "FramedMessage: shorter than its prefix");
+    this.message = framed.subarray(grpcFrameHeaderBytes);
+  }
+
+  static of(message: Uint8Array): FramedMessage {
+    const framed = Buffer.alloc(grpcFrameHeaderBytes + message.length);
+    framed.writeUInt32BE(message.length, 1);
+    framed.set(message, grpcFrameHeaderBytes);
+    return new FramedMessage(framed);
+  }
+
+  clone(): FramedMessage {
+    return new FramedMessage(Buffer.from(this.framed));
+  }
+}
+
 /**
  * A PutRequest laid out once (field 1 key = prefix + keySuffixBytes, field 2 value), so each request
  * only rewrites the key suffix in place. Offsets are fixed because the key length never changes.
  */
 export class PutRequestTemplate {
   private constructor(
-    readonly buffer: Buffer,
-    /** Where the key's suffix (the bytes after the prefix) starts in `buffer`. */
+    readonly frame: FramedMessage,
+    /** Where the key's suffix (the bytes after the prefix) starts in `frame.message`. */
     readonly keySuffixOffset: number,
     readonly keySuffixBytes: number,
   ) {}
+
+  /** The encoded PutRequest (a view into `frame.framed`). */
+  get buffer(): Buffer {
+    return this.frame.message;
+  }
 
   static build(prefix: Uint8Array, keySuffixBytes: number, value: Uint8Array): PutRequestTemplate {
     const keyBytes = prefix.length + keySuffixBytes;
@@ -175,20 +208,12 @@ export class PutRequestTemplate {
       offset += value.length;
     }
     assert(offset === size, "PutRequestTemplate: layout size mismatch");
-    return new PutRequestTemplate(buffer, keySuffixOffset, keySuffixBytes);
+    return new PutRequestTemplate(FramedMessage.of(buffer), keySuffixOffset, keySuffixBytes);
   }
 
-  /** A copy with its own buffer, for a client whose previous request may still be referenced. */
+  /** A copy with its own memory, for a client whose previous request may still be referenced. */
   clone(): PutRequestTemplate {
-    return new PutRequestTemplate(Buffer.from(this.buffer), this.keySuffixOffset, this.keySuffixBytes);
-  }
-
-  /** The key bytes (a view into `buffer`, valid until the next patch). */
-  keyView(prefixBytes: number): Buffer {
-    return this.buffer.subarray(
-      this.keySuffixOffset - prefixBytes,
-      this.keySuffixOffset + this.keySuffixBytes,
-    );
+    return new PutRequestTemplate(this.frame.clone(), this.keySuffixOffset, this.keySuffixBytes);
   }
 }
 
@@ -337,9 +362,15 @@ export function readWatchResponse(response: Uint8Array): WatchResponseSummary {
  */
 export class TxnPutTemplate {
   private constructor(
-    readonly buffer: Buffer,
+    readonly frame: FramedMessage,
+    /** Where put j's key suffix starts in `frame.message`. */
     readonly keySuffixOffsets: readonly number[],
   ) {}
+
+  /** The encoded TxnRequest (a view into `frame.framed`). */
+  get buffer(): Buffer {
+    return this.frame.message;
+  }
 
   static build(prefix: Uint8Array, keySuffixBytes: number, value: Uint8Array, ops: number): TxnPutTemplate {
     assert(ops >= 1, "TxnPutTemplate: at least one op");
@@ -360,10 +391,10 @@ export class TxnPutTemplate {
       offset += put.buffer.length;
     }
     assert(offset === buffer.length, "TxnPutTemplate: layout size mismatch");
-    return new TxnPutTemplate(buffer, offsets);
+    return new TxnPutTemplate(FramedMessage.of(buffer), offsets);
   }
 
   clone(): TxnPutTemplate {
-    return new TxnPutTemplate(Buffer.from(this.buffer), this.keySuffixOffsets);
+    return new TxnPutTemplate(this.frame.clone(), this.keySuffixOffsets);
   }
 }

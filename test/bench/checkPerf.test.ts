@@ -64,79 +64,84 @@ describe("npm run bench (check perf mirror) against a real etcd", () => {
     rmSync(outDir, { recursive: true, force: true });
   });
 
-  it("runs load s for 3 s: verdict lines, exit code, reports, and counts that add up", async () => {
-    const revisionBefore = await revisionOf(etcd.endpoint);
-    const run = await runBench([
-      "--load",
-      "s",
-      "--duration",
-      "3",
-      "--endpoints",
-      etcd.endpoint,
-      "--out",
-      outDir,
-    ]);
-    const lines = run.stdout.split("\n");
+  for (const transport of ["grpc-js", "http2"]) {
+    it(`runs load s for 3 s over ${transport}: verdict lines, exit code, reports, counts that add up`, async () => {
+      const reportDir = join(outDir, transport);
+      const revisionBefore = await revisionOf(etcd.endpoint);
+      const run = await runBench([
+        "--load",
+        "s",
+        "--duration",
+        "3",
+        "--transport",
+        transport,
+        "--endpoints",
+        etcd.endpoint,
+        "--out",
+        reportDir,
+      ]);
+      const lines = run.stdout.split("\n");
 
-    // The three criteria, in etcdctl's words, then the final PASS or FAIL that sets the exit code.
-    const throughput = lines.findIndex((line) =>
-      /^(PASS: Throughput is|FAIL: Throughput too low:) \d+ writes\/s$/.test(line),
-    );
-    assert.ok(throughput >= 0, run.stdout);
-    assert.match(
-      lines[throughput + 1]!,
-      /^(PASS: Slowest request took|Slowest request took too long:) \d+\.\d{6}s$/,
-    );
-    assert.match(lines[throughput + 2]!, /^(PASS: Stddev is|Stddev too high:) \d+\.\d{6}s$/);
-    const final = lines[throughput + 3];
-    assert.ok(final === "PASS" || final === "FAIL", run.stdout);
-    assert.equal(run.code, final === "PASS" ? 0 : 1);
-    assert.equal(run.stderr, "", "no progress line when stderr is not a terminal, no errors");
+      // The three criteria, in etcdctl's words, then the final PASS or FAIL that sets the exit code.
+      const throughput = lines.findIndex((line) =>
+        /^(PASS: Throughput is|FAIL: Throughput too low:) \d+ writes\/s$/.test(line),
+      );
+      assert.ok(throughput >= 0, run.stdout);
+      assert.match(
+        lines[throughput + 1]!,
+        /^(PASS: Slowest request took|Slowest request took too long:) \d+\.\d{6}s$/,
+      );
+      assert.match(lines[throughput + 2]!, /^(PASS: Stddev is|Stddev too high:) \d+\.\d{6}s$/);
+      const final = lines[throughput + 3];
+      assert.ok(final === "PASS" || final === "FAIL", run.stdout);
+      assert.equal(run.code, final === "PASS" ? 0 : 1);
+      assert.equal(run.stderr, "", "no progress line when stderr is not a terminal, no errors");
 
-    const summary = JSON.parse(readFileSync(join(outDir, "summary.json"), "utf8")) as BenchSummary;
-    assert.equal(summary.targets.length, 1);
-    const target = summary.targets[0]!;
-    const series = target.series[0]!;
-    assert.equal(series.sent, series.succeeded + series.failed, "every request sent was answered once");
-    assert.ok(series.succeeded > 0);
-    if (!target.generator.blocked) assert.equal(series.sent, 450, "150/s for 3 s is exactly 450 puts");
-    assert.deepEqual(target.verdict?.lines, lines.slice(throughput, throughput + 4));
-    assert.equal(target.server.cpuMicrosPerRequest, null, "an external endpoint's CPU is not ours to read");
-    assert.equal(
-      series.throughputPerSecond.reduce((sum, count) => sum + count, 0),
-      series.succeeded,
-    );
+      const summary = JSON.parse(readFileSync(join(reportDir, "summary.json"), "utf8")) as BenchSummary;
+      assert.equal(summary.targets.length, 1);
+      const target = summary.targets[0]!;
+      const series = target.series[0]!;
+      assert.equal(series.sent, series.succeeded + series.failed, "every request sent was answered once");
+      assert.ok(series.succeeded > 0);
+      if (!target.generator.blocked) assert.equal(series.sent, 450, "150/s for 3 s is exactly 450 puts");
+      assert.deepEqual(target.verdict?.lines, lines.slice(throughput, throughput + 4));
+      assert.equal(target.server.cpuMicrosPerRequest, null, "an external endpoint's CPU is not ours to read");
+      assert.equal(
+        series.throughputPerSecond.reduce((sum, count) => sum + count, 0),
+        series.succeeded,
+      );
 
-    // The .hgrm: HdrHistogram's percentile distribution, its total count = the successes.
-    const hgrm = readFileSync(join(outDir, series.hgrmFile!), "utf8");
-    assert.match(hgrm, /^\s+Value\s+Percentile\s+TotalCount\s+1\/\(1-Percentile\)$/m);
-    const percentileLines = hgrm.split("\n").filter((line) => /^\s+\d+\.\d+\s+\d\.\d{12}\s+\d+/.test(line));
-    assert.ok(percentileLines.length >= 10);
-    const values = percentileLines.map((line) => Number(line.trim().split(/\s+/)[0]));
-    assert.deepEqual(
-      values,
-      [...values].sort((a, b) => a - b),
-      "values rise with the percentile",
-    );
-    const total = /#\[Max\s+=\s+[\d.]+,\s+Total count\s+=\s+(\d+)\]/.exec(hgrm);
-    assert.equal(Number(total?.[1]), series.succeeded);
+      // The .hgrm: HdrHistogram's percentile distribution, its total count = the successes.
+      const hgrm = readFileSync(join(reportDir, series.hgrmFile!), "utf8");
+      assert.match(hgrm, /^\s+Value\s+Percentile\s+TotalCount\s+1\/\(1-Percentile\)$/m);
+      const percentileLines = hgrm.split("\n").filter((line) => /^\s+\d+\.\d+\s+\d\.\d{12}\s+\d+/.test(line));
+      assert.ok(percentileLines.length >= 10);
+      const values = percentileLines.map((line) => Number(line.trim().split(/\s+/)[0]));
+      assert.deepEqual(
+        values,
+        [...values].sort((a, b) => a - b),
+        "values rise with the percentile",
+      );
+      const total = /#\[Max\s+=\s+[\d.]+,\s+Total count\s+=\s+(\d+)\]/.exec(hgrm);
+      assert.equal(Number(total?.[1]), series.succeeded);
 
-    const html = readFileSync(join(outDir, "report.html"), "utf8");
-    assert.match(html, /<svg[\s\S]*<polyline/);
-    assert.doesNotMatch(
-      html,
-      /<script|<link|src=/,
-      "self-contained: no script, stylesheet or remote resource",
-    );
+      const html = readFileSync(join(reportDir, "report.html"), "utf8");
+      assert.match(html, /<svg[\s\S]*<polyline/);
+      assert.doesNotMatch(
+        html,
+        /<script|<link|src=/,
+        "self-contained: no script, stylesheet or remote resource",
+      );
 
-    // etcd's revision moved by exactly one per successful put plus the cleanup delete, and the
-    // cleanup removed every key it wrote.
-    const revisionAfter = await revisionOf(etcd.endpoint);
-    assert.equal(revisionAfter, revisionBefore + series.succeeded + 1);
-    assert.equal(target.keyspace.deleted, String(series.succeeded));
-    assert.equal(target.keyspace.deleteRevision, String(revisionAfter));
-    assert.equal(await etcdctl(etcd.endpoint, "get", "--prefix", prefix, "--keys-only"), "");
-  });
+      // etcd's revision moved by exactly one per successful put plus the cleanup delete, and the
+      // cleanup removed every key it wrote.
+      const revisionAfter = await revisionOf(etcd.endpoint);
+      assert.equal(revisionAfter, revisionBefore + series.succeeded + 1);
+      assert.equal(target.keyspace.deleted, String(series.succeeded));
+      assert.equal(target.keyspace.deleteRevision, String(revisionAfter));
+      assert.equal(await etcdctl(etcd.endpoint, "get", "--prefix", prefix, "--keys-only"), "");
+    });
+  }
 
   it("refuses a prefix that has keys with etcdctl's message and exit code 3", async () => {
     await etcdctl(etcd.endpoint, "put", `${prefix}left-over`, "x");

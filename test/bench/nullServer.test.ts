@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
+import { methods } from "../../bench/load/connections.js";
 import { nullTarget, type RunningTarget } from "../../bench/load/targets.js";
+import {
+  type CompleteRequest,
+  grpcJsSender,
+  http2Sender,
+  type UnarySender,
+} from "../../bench/load/transport.js";
+import { encodePutRequest, FramedMessage } from "../../bench/load/wire.js";
 import { callUnary, KVClient, LeaseClient } from "../../src/proto/index.js";
 
 describe("the no-op gRPC KV server (bench/null), in its own process", () => {
@@ -69,5 +77,51 @@ describe("the no-op gRPC KV server (bench/null), in its own process", () => {
       assert.equal(error.code, grpc.status.UNIMPLEMENTED);
       return true;
     });
+  });
+});
+
+describe("both transports against the no-op server report the same outcomes", () => {
+  let running: RunningTarget;
+  let connection: grpc.Client;
+
+  before(async () => {
+    running = await nullTarget().start();
+    connection = new grpc.Client(running.endpoints[0]!, grpc.credentials.createInsecure());
+  });
+
+  after(async () => {
+    connection.close();
+    await running.stop();
+  });
+
+  async function outcomes(
+    sender: (complete: CompleteRequest) => Promise<UnarySender>,
+  ): Promise<(string | null)[]> {
+    const results: (string | null)[] = [];
+    let notify: (() => void) | null = null;
+    const opened = await sender((client, errorText) => {
+      results[client] = errorText;
+      notify?.();
+    });
+    const put = FramedMessage.of(encodePutRequest("/t/k", "v"));
+    const unknown = FramedMessage.of(Buffer.alloc(0));
+    const done = new Promise<void>((resolve) => {
+      notify = () => {
+        if (results.filter((entry) => entry !== undefined).length === 2) resolve();
+      };
+    });
+    opened.send(0, methods.put, put);
+    opened.send(1, "/etcdserverpb.KV/NoSuchMethod", unknown);
+    await done;
+    opened.close();
+    return results;
+  }
+
+  it("grpc-js and raw HTTP/2: a Put succeeds, an unknown method fails with the server's status text", async () => {
+    const viaGrpcJs = await outcomes(async (complete) => grpcJsSender([connection], 2, complete));
+    const viaHttp2 = await outcomes((complete) => http2Sender(running.endpoints, 1, 2, 2000, complete));
+    assert.equal(viaGrpcJs[0], null);
+    assert.match(viaGrpcJs[1] ?? "", /NoSuchMethod/);
+    assert.deepEqual(viaHttp2, viaGrpcJs);
   });
 });
