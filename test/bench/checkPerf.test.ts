@@ -79,6 +79,8 @@ describe("npm run bench (check perf mirror) against a real etcd", () => {
         etcd.endpoint,
         "--out",
         reportDir,
+        // The second run also exercises etcdctl's optional cleanup steps.
+        ...(transport === "http2" ? ["--auto-compact", "--auto-defrag"] : []),
       ]);
       const lines = run.stdout.split("\n");
 
@@ -140,6 +142,16 @@ describe("npm run bench (check perf mirror) against a real etcd", () => {
       assert.equal(target.keyspace.deleted, String(series.succeeded));
       assert.equal(target.keyspace.deleteRevision, String(revisionAfter));
       assert.equal(await etcdctl(etcd.endpoint, "get", "--prefix", prefix, "--keys-only"), "");
+      const cleanupLines =
+        transport === "http2"
+          ? [
+              `Compacting with revision ${revisionAfter}`,
+              `Compacted with revision ${revisionAfter}`,
+              `Defragmenting "${etcd.endpoint}"`,
+              `Defragmented "${etcd.endpoint}"`,
+            ]
+          : [];
+      assert.deepEqual(lines.slice(0, throughput), cleanupLines, "etcdctl prints these before the verdict");
     });
   }
 
