@@ -6,8 +6,7 @@ import {
   encodeDeleteRangeRequest,
   encodeRangeRequest,
   prefixEnd,
-  readDeleteRangeDeleted,
-  readHeaderRevision,
+  readDeleteRangeResponse,
   readRangeResponse,
 } from "./wire.js";
 
@@ -36,7 +35,7 @@ export function prefixNotEmptyMessage(prefix: string): string {
 }
 
 /** check perf's pre-check: Range(prefix, WithPrefix, limit 1) must find nothing. */
-export async function assertPrefixEmpty(client: grpc.Client, prefix: string): Promise<bigint> {
+export async function assertPrefixEmpty(client: grpc.Client, prefix: string): Promise<number> {
   const key = Buffer.from(prefix);
   const response = readRangeResponse(
     await unaryCall(
@@ -60,8 +59,8 @@ export interface CleanupOptions {
 }
 
 export interface CleanupResult {
-  deleteRevision: bigint;
-  deleted: bigint;
+  deleteRevision: number;
+  deleted: number;
 }
 
 /** check perf's cleanup: DeleteRange(prefix), then optionally Compact(physical) and Defragment. */
@@ -77,15 +76,10 @@ export async function cleanupPrefix(
     encodeDeleteRangeRequest(key, prefixEnd(key)),
     cleanupTimeoutMs,
   );
-  const deleteRevision = readHeaderRevision(response);
+  const { revision: deleteRevision, deleted } = readDeleteRangeResponse(response);
   if (options.autoCompact) {
     options.print(`Compacting with revision ${deleteRevision}`);
-    await unaryCall(
-      client,
-      methods.compact,
-      encodeCompactionRequest(Number(deleteRevision), true),
-      cleanupTimeoutMs,
-    );
+    await unaryCall(client, methods.compact, encodeCompactionRequest(deleteRevision, true), cleanupTimeoutMs);
     options.print(`Compacted with revision ${deleteRevision}`);
   }
   if (options.autoDefrag) {
@@ -95,5 +89,5 @@ export async function cleanupPrefix(
       options.print(`Defragmented ${goQuote(endpoint)}`);
     }
   }
-  return { deleteRevision, deleted: readDeleteRangeDeleted(response) };
+  return { deleteRevision, deleted };
 }

@@ -76,7 +76,7 @@ interface MeasuredRun {
   /** Requests the generator issued (the divisor of its own CPU). */
   issued: number;
   generatorBlocked: boolean;
-  revisionBefore: bigint | null;
+  revisionBefore: number | null;
   cleanup: CleanupResult | null;
   serverCpuSeconds: number | null;
   generatorCpuSeconds: number;

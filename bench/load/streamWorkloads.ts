@@ -10,10 +10,11 @@ import type { CompleteRequest } from "./transport.js";
 import {
   encodeLeaseGrantRequest,
   encodeLeaseKeepAliveRequest,
+  encodeLeaseRevokeRequest,
   encodePutRequest,
   encodeWatchCreateRequest,
-  readFields,
   readLeaseGrantResponse,
+  readLeaseKeepAliveTtl,
   readWatchResponse,
 } from "./wire.js";
 
@@ -28,9 +29,7 @@ export interface LeaseKeepAliveWorkload {
 }
 
 function hasTtl(response: Uint8Array): boolean {
-  for (const field of readFields(response))
-    if (field.field === 3 && field.wireType === 0) return field.value > 0n;
-  return false;
+  return readLeaseKeepAliveTtl(response) > 0;
 }
 
 /**
@@ -97,7 +96,7 @@ export async function leaseKeepAliveWorkload(
         await unaryCall(
           connections[client % connections.length]!,
           methods.leaseRevoke,
-          encodeLeaseKeepAliveRequest(id),
+          encodeLeaseRevokeRequest(id),
           setupTimeoutMs,
         ).catch(() => {});
       }
@@ -165,7 +164,7 @@ export async function runWatchLatency(options: WatchLatencyOptions): Promise<Wat
       streamIndex % options.watchConnections.length
     ]!.makeBidiStreamRequest(methods.watch, passThrough, passThrough);
     // Watch ids are per stream; etcd hands them out in creation order from 0.
-    const watcherOfId = new Map<bigint, number>();
+    const watcherOfId = new Map<number, number>();
     stream.on("data", (response: Buffer) => {
       const nowMs = performance.now();
       const summary = readWatchResponse(response);

@@ -1,15 +1,15 @@
 import { assert } from "../../src/assert.js";
+import { etcdserverpb } from "../../src/proto/index.js";
 
 /**
- * The few etcd v3 protobuf messages the bench sends and reads, encoded by hand.
+ * The etcd v3 messages the bench sends and reads.
  *
- * The hot path needs this anyway: a PutRequest is laid out once per client as a template whose key
- * bytes are patched in place per request (see `PutRequestTemplate`), so the generator spends its CPU
- * on the wire, not on building message objects. The cold-path messages (pre-check, cleanup, compact,
- * watch and lease setup) reuse the same small writer; field numbers are from spec/etcd-v3-api.md §3.
+ * Setup and cleanup messages go through the project's generated codecs (src/proto). The hot path
+ * lays a PutRequest or TxnRequest out once per client as a template whose key bytes are patched in
+ * place per request (`PutRequestTemplate`, `TxnPutTemplate`), so the generator spends its CPU on the
+ * wire, not on building message objects; tests check the templates against the generated decoders.
  */
 
-const wireVarint = 0;
 const wireLengthDelimited = 2;
 
 /** Bytes of the base-128 varint of a non-negative safe integer. */
@@ -23,50 +23,8 @@ export function varintSize(value: number): number {
   return size;
 }
 
-/** A growable byte writer for cold-path messages (allocation here is fine: once per run or per setup). */
-export class ProtoWriter {
-  private bytes: number[] = [];
-
-  varint(value: number | bigint): this {
-    let remaining = BigInt.asUintN(64, BigInt(value));
-    while (remaining >= 0x80n) {
-      this.bytes.push(Number(remaining & 0x7fn) | 0x80);
-      remaining >>= 7n;
-    }
-    this.bytes.push(Number(remaining));
-    return this;
-  }
-
-  tag(field: number, wireType: number): this {
-    return this.varint(field * 8 + wireType);
-  }
-
-  /** A varint field, omitted at its default (0 / false), as proto3 encoders do. */
-  uint(field: number, value: number | bigint | boolean): this {
-    const numeric = typeof value === "boolean" ? (value ? 1 : 0) : value;
-    if (numeric === 0 || numeric === 0n) return this;
-    return this.tag(field, wireVarint).varint(numeric);
-  }
-
-  bytesField(field: number, value: Uint8Array | string): this {
-    const data = typeof value === "string" ? Buffer.from(value) : value;
-    if (data.length === 0) return this;
-    this.tag(field, wireLengthDelimited).varint(data.length);
-    for (const byte of data) this.bytes.push(byte);
-    return this;
-  }
-
-  /** A nested message field, written even when empty (presence matters for oneofs). */
-  message(field: number, inner: ProtoWriter): this {
-    const data = inner.finish();
-    this.tag(field, wireLengthDelimited).varint(data.length);
-    for (const byte of data) this.bytes.push(byte);
-    return this;
-  }
-
-  finish(): Buffer {
-    return Buffer.from(this.bytes);
-  }
+function bytes(value: Uint8Array | string): Uint8Array {
+  return typeof value === "string" ? Buffer.from(value) : value;
 }
 
 /** etcd's "prefix end": the key range [prefix, prefixEnd(prefix)) holds every key with the prefix. */
@@ -92,52 +50,44 @@ export interface RangeRequestFields {
 }
 
 export function encodeRangeRequest(request: RangeRequestFields): Buffer {
-  return new ProtoWriter()
-    .bytesField(1, request.key)
-    .bytesField(2, request.rangeEnd ?? "")
-    .uint(3, request.limit ?? 0)
-    .uint(7, request.serializable ?? false)
-    .uint(8, request.keysOnly ?? false)
-    .uint(9, request.countOnly ?? false)
-    .finish();
+  return etcdserverpb.RangeRequest.encode({
+    key: bytes(request.key),
+    rangeEnd: bytes(request.rangeEnd ?? ""),
+    limit: request.limit ?? 0,
+    serializable: request.serializable ?? false,
+    keysOnly: request.keysOnly ?? false,
+    countOnly: request.countOnly ?? false,
+  });
 }
 
 export function encodePutRequest(key: Uint8Array | string, value: Uint8Array | string): Buffer {
-  return new ProtoWriter().bytesField(1, key).bytesField(2, value).finish();
+  return etcdserverpb.PutRequest.encode({ key: bytes(key), value: bytes(value) });
 }
 
 export function encodeDeleteRangeRequest(key: Uint8Array | string, rangeEnd: Uint8Array | string): Buffer {
-  return new ProtoWriter().bytesField(1, key).bytesField(2, rangeEnd).finish();
+  return etcdserverpb.DeleteRangeRequest.encode({ key: bytes(key), rangeEnd: bytes(rangeEnd) });
 }
 
 export function encodeCompactionRequest(revision: number, physical: boolean): Buffer {
-  return new ProtoWriter().uint(1, revision).uint(2, physical).finish();
-}
-
-/** A Txn with no compares whose success branch is `puts` (the txn-put workload). */
-export function encodeTxnPutRequest(puts: ReadonlyArray<{ key: Uint8Array; value: Uint8Array }>): Buffer {
-  const txn = new ProtoWriter();
-  for (const put of puts) {
-    const requestOp = new ProtoWriter().message(
-      2,
-      new ProtoWriter().bytesField(1, put.key).bytesField(2, put.value),
-    );
-    txn.message(2, requestOp);
-  }
-  return txn.finish();
+  return etcdserverpb.CompactionRequest.encode({ revision, physical });
 }
 
 export function encodeWatchCreateRequest(key: Uint8Array | string, prevKv: boolean): Buffer {
-  const create = new ProtoWriter().bytesField(1, key).uint(6, prevKv);
-  return new ProtoWriter().message(1, create).finish();
+  return etcdserverpb.WatchRequest.encode({
+    requestUnion: { case: "createRequest", value: { key: bytes(key), prevKv } },
+  });
 }
 
 export function encodeLeaseGrantRequest(ttlSeconds: number): Buffer {
-  return new ProtoWriter().uint(1, ttlSeconds).finish();
+  return etcdserverpb.LeaseGrantRequest.encode({ TTL: ttlSeconds });
 }
 
 export function encodeLeaseKeepAliveRequest(leaseId: bigint): Buffer {
-  return new ProtoWriter().uint(1, leaseId).finish();
+  return etcdserverpb.LeaseKeepAliveRequest.encode({ ID: leaseId });
+}
+
+export function encodeLeaseRevokeRequest(leaseId: bigint): Buffer {
+  return etcdserverpb.LeaseRevokeRequest.encode({ ID: leaseId });
 }
 
 /** gRPC's length prefix: a compressed flag byte and a 4-byte big-endian length (gRPC over HTTP/2 spec). */
@@ -226,118 +176,42 @@ function writeVarintAt(buffer: Buffer, offset: number, value: number): number {
   return offset;
 }
 
-// ---- reading ------------------------------------------------------------------------------------
-
-/** One decoded field: varints as bigint (int64 fields), length-delimited as a view into the input. */
-export type ProtoField =
-  | { field: number; wireType: 0; value: bigint }
-  | { field: number; wireType: 2; value: Uint8Array }
-  | { field: number; wireType: 1 | 5; value: Uint8Array };
-
-export class ProtoDecodeError extends Error {
-  override readonly name = "ProtoDecodeError";
-  readonly code = "BENCH_PROTO_DECODE";
-}
-
-function readVarint(data: Uint8Array, offset: number): [bigint, number] {
-  let result = 0n;
-  let shift = 0n;
-  for (let index = offset; index < data.length && shift < 70n; index++) {
-    const byte = data[index]!;
-    result |= BigInt(byte & 0x7f) << shift;
-    if (byte < 0x80) return [BigInt.asUintN(64, result), index + 1];
-    shift += 7n;
-  }
-  throw new ProtoDecodeError("truncated or overlong varint");
-}
-
-/** Every top-level field of a message, in wire order (cold path: setup and verification only). */
-export function readFields(data: Uint8Array): ProtoField[] {
-  const fields: ProtoField[] = [];
-  let offset = 0;
-  while (offset < data.length) {
-    const [key, afterKey] = readVarint(data, offset);
-    const field = Number(key >> 3n);
-    const wireType = Number(key & 7n);
-    offset = afterKey;
-    if (wireType === wireVarint) {
-      const [value, next] = readVarint(data, offset);
-      fields.push({ field, wireType: 0, value });
-      offset = next;
-    } else if (wireType === wireLengthDelimited) {
-      const [length, next] = readVarint(data, offset);
-      const end = next + Number(length);
-      if (end > data.length) throw new ProtoDecodeError("length-delimited field runs past the end");
-      fields.push({ field, wireType: 2, value: data.subarray(next, end) });
-      offset = end;
-    } else if (wireType === 1 || wireType === 5) {
-      const end = offset + (wireType === 1 ? 8 : 4);
-      if (end > data.length) throw new ProtoDecodeError("fixed field runs past the end");
-      fields.push({ field, wireType, value: data.subarray(offset, end) });
-      offset = end;
-    } else {
-      throw new ProtoDecodeError(`unsupported wire type ${wireType}`);
-    }
-  }
-  return fields;
-}
-
-function varintField(fields: readonly ProtoField[], field: number): bigint {
-  let value = 0n;
-  for (const entry of fields) if (entry.field === field && entry.wireType === 0) value = entry.value;
-  return value;
-}
-
-function messageFields(fields: readonly ProtoField[], field: number): Uint8Array[] {
-  const result: Uint8Array[] = [];
-  for (const entry of fields) if (entry.field === field && entry.wireType === 2) result.push(entry.value);
-  return result;
-}
-
-/** The ResponseHeader's revision, from any response whose field 1 is the header. */
-export function readHeaderRevision(response: Uint8Array): bigint {
-  const header = messageFields(readFields(response), 1)[0];
-  return header === undefined ? 0n : BigInt.asIntN(64, varintField(readFields(header), 3));
-}
+// ---- reading (cold path: setup, cleanup, watch and lease answers) ---------------------------------
 
 export interface RangeResponseSummary {
-  revision: bigint;
+  revision: number;
   kvCount: number;
-  count: bigint;
+  count: number;
 }
 
 export function readRangeResponse(response: Uint8Array): RangeResponseSummary {
-  const fields = readFields(response);
-  const header = messageFields(fields, 1)[0];
-  return {
-    revision: header === undefined ? 0n : BigInt.asIntN(64, varintField(readFields(header), 3)),
-    kvCount: messageFields(fields, 2).length,
-    count: varintField(fields, 4),
-  };
+  const decoded = etcdserverpb.RangeResponse.decode(response);
+  return { revision: decoded.header?.revision ?? 0, kvCount: decoded.kvs.length, count: decoded.count };
 }
 
-export function readDeleteRangeDeleted(response: Uint8Array): bigint {
-  return varintField(readFields(response), 2);
+export function readDeleteRangeResponse(response: Uint8Array): { revision: number; deleted: number } {
+  const decoded = etcdserverpb.DeleteRangeResponse.decode(response);
+  return { revision: decoded.header?.revision ?? 0, deleted: decoded.deleted };
 }
 
 export interface LeaseGrantSummary {
   id: bigint;
-  ttlSeconds: bigint;
+  ttlSeconds: number;
   error: string;
 }
 
 export function readLeaseGrantResponse(response: Uint8Array): LeaseGrantSummary {
-  const fields = readFields(response);
-  const error = messageFields(fields, 4)[0];
-  return {
-    id: BigInt.asIntN(64, varintField(fields, 2)),
-    ttlSeconds: varintField(fields, 3),
-    error: error === undefined ? "" : Buffer.from(error).toString(),
-  };
+  const decoded = etcdserverpb.LeaseGrantResponse.decode(response);
+  return { id: decoded.ID, ttlSeconds: decoded.TTL, error: decoded.error };
+}
+
+/** TTL of a LeaseKeepAliveResponse: 0 means the lease was not found. */
+export function readLeaseKeepAliveTtl(response: Uint8Array): number {
+  return etcdserverpb.LeaseKeepAliveResponse.decode(response).TTL;
 }
 
 export interface WatchResponseSummary {
-  watchId: bigint;
+  watchId: number;
   created: boolean;
   canceled: boolean;
   cancelReason: string;
@@ -345,14 +219,13 @@ export interface WatchResponseSummary {
 }
 
 export function readWatchResponse(response: Uint8Array): WatchResponseSummary {
-  const fields = readFields(response);
-  const reason = messageFields(fields, 6)[0];
+  const decoded = etcdserverpb.WatchResponse.decode(response);
   return {
-    watchId: BigInt.asIntN(64, varintField(fields, 2)),
-    created: varintField(fields, 3) !== 0n,
-    canceled: varintField(fields, 4) !== 0n,
-    cancelReason: reason === undefined ? "" : Buffer.from(reason).toString(),
-    eventCount: messageFields(fields, 11).length,
+    watchId: decoded.watchId,
+    created: decoded.created,
+    canceled: decoded.canceled,
+    cancelReason: decoded.cancelReason,
+    eventCount: decoded.events.length,
   };
 }
 
