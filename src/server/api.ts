@@ -16,6 +16,8 @@ import type { etcdserverpb } from "../proto/index.js";
 export interface EtcdServerApi {
   /** The fields of every response header except `revision`, as of now. */
   header(): { clusterId: bigint; memberId: bigint; raftTerm: number };
+  /** The current leader's member id, 0n when there is none (the `hasleader` metadata check, spec §1.1). */
+  readonly leader: bigint;
   /** Admission limits the api layer checks before calling (etcd's v3rpc checks). */
   readonly limits: { maxTxnOps: number; maxRequestBytes: number };
 
