@@ -30,7 +30,10 @@ export class StoreServer implements EtcdServerApi {
   private readonly alarms: { memberID: bigint; alarm: etcdserverpb.AlarmType }[] = [];
   private nextRequestId = 1n;
 
-  constructor(readonly peerUrl = "http://127.0.0.1:2380") {
+  constructor(
+    readonly peerUrl = "http://127.0.0.1:2380",
+    readonly name = "default",
+  ) {
     this.memberId = memberIdFor([peerUrl], "etcd-cluster");
     this.clusterId = clusterIdFor([this.memberId]);
     this.leader = this.memberId;
@@ -132,7 +135,7 @@ export class StoreServer implements EtcdServerApi {
     return {
       header: { revision: 0 },
       members: [
-        { ID: this.memberId, name: "default", peerURLs: [this.peerUrl], clientURLs: this.clientUrls },
+        { ID: this.memberId, name: this.name, peerURLs: [this.peerUrl], clientURLs: this.clientUrls },
       ],
     };
   }
@@ -159,8 +162,7 @@ export interface RunningStoreServer {
 }
 
 /** Serves a fresh StoreServer through createApi + listenClientPort on a free loopback port. */
-export async function startStoreServer(): Promise<RunningStoreServer> {
-  const server = new StoreServer();
+export async function startStoreServer(server = new StoreServer()): Promise<RunningStoreServer> {
   const api = createApi(server);
   const port = await listenClientPort({
     host: "127.0.0.1",

@@ -1,0 +1,252 @@
+import { readFileSync } from "node:fs";
+import { etcdctl } from "./etcdctl.js";
+import type { DiffTarget } from "./targets.js";
+
+/**
+ * The differential suite: one scenario (a list of etcdctl command lines) run against two servers, each
+ * started fresh, outputs compared after normalising what legitimately differs between any two members
+ * (member and cluster ids, raft terms, addresses, timings, log timestamps). Every other difference fails,
+ * unless the allow-list names it with a reason.
+ *
+ * Scenario format (test/diff/scenarios/*.txt), one command per line, as typed after `etcdctl`:
+ *   # a comment
+ *   put foo bar
+ *   get foo --prefix -w json
+ *   txn -w json <<EOF        (the lines up to a line `EOF` are the command's standard input)
+ *   value("foo") = "bar"
+ *   ...
+ *   EOF
+ * Arguments split on spaces; single or double quotes group (no escapes inside quotes).
+ */
+
+export interface Step {
+  /** 1-based line of the command in the scenario. */
+  line: number;
+  /** The command line as written (what allow-list entries match). */
+  text: string;
+  args: string[];
+  stdin?: string;
+}
+
+export function parseScenario(text: string): Step[] {
+  const lines = text.split("\n");
+  const steps: Step[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const raw = (lines[i] as string).trim();
+    if (raw === "" || raw.startsWith("#")) continue;
+    const heredoc = /\s*<<\s*EOF$/.exec(raw);
+    const command = heredoc === null ? raw : raw.slice(0, heredoc.index);
+    const step: Step = { line: i + 1, text: raw, args: splitArgs(command) };
+    if (heredoc !== null) {
+      const body: string[] = [];
+      i++;
+      while (i < lines.length && lines[i] !== "EOF") body.push(lines[i++] as string);
+      if (i >= lines.length) throw new Error(`scenario line ${step.line}: here-doc without EOF`);
+      step.stdin = `${body.join("\n")}\n`;
+      step.text = `${raw} [${body.join(" | ")}]`;
+    }
+    steps.push(step);
+  }
+  return steps;
+}
+
+function splitArgs(command: string): string[] {
+  const args: string[] = [];
+  const pattern = /"([^"]*)"|'([^']*)'|([^\s"']+)/g;
+  let current: string | undefined;
+  let lastEnd = -1;
+  for (let m = pattern.exec(command); m !== null; m = pattern.exec(command)) {
+    const piece = m[1] ?? m[2] ?? m[3] ?? "";
+    // Adjacent pieces without a space between them form one argument (--key="a b").
+    if (current !== undefined && m.index === lastEnd) current += piece;
+    else {
+      if (current !== undefined) args.push(current);
+      current = piece;
+    }
+    lastEnd = m.index + m[0].length;
+  }
+  if (current !== undefined) args.push(current);
+  return args;
+}
+
+/** What identifies a member in outputs; replaced by placeholders before comparing. */
+interface Identity {
+  memberId: bigint;
+  clusterId: bigint;
+  name: string;
+}
+
+async function identify(endpoint: string): Promise<Identity> {
+  const result = await etcdctl(endpoint, ["member", "list", "-w", "json"]);
+  if (result.exitCode !== 0) throw new Error(`member list failed on ${endpoint}: ${result.stderr}`);
+  // Ids exceed 2^53: read them from the text, not through JSON numbers.
+  const memberId = /"member_id":(\d+)/.exec(result.stdout)?.[1];
+  const clusterId = /"cluster_id":(\d+)/.exec(result.stdout)?.[1];
+  const name = /"name":"([^"]*)"/.exec(result.stdout)?.[1];
+  if (memberId === undefined || clusterId === undefined || name === undefined) {
+    throw new Error(`cannot read the member identity from ${result.stdout}`);
+  }
+  return { memberId: BigInt(memberId), clusterId: BigInt(clusterId), name };
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/** Replaces what differs between any two members for reasons outside the API's behaviour. */
+export function normalise(output: string, identity: Identity, endpoint: string): string {
+  let text = output;
+  text = text.replaceAll(endpoint, "<endpoint>");
+  text = text.replace(/127\.0\.0\.1:\d+/g, "<addr>");
+  for (const [id, label] of [
+    [identity.memberId, "<member-id>"],
+    [identity.clusterId, "<cluster-id>"],
+  ] as const) {
+    text = text.replace(new RegExp(`\\b${id.toString()}\\b`, "g"), label);
+    text = text.replace(new RegExp(`\\b${id.toString(16)}\\b`, "g"), label);
+  }
+  text = text.replace(new RegExp(`(, |"name":"|\\| )${escapeRegExp(identity.name)}\\b`, "g"), "$1<name>");
+  text = text.replace(/"raft_term":\d+/g, '"raft_term":<term>');
+  text = text.replace(/"raftTerm":\d+/g, '"raftTerm":<term>');
+  // zap log lines of etcdctl's client: timestamps and per-process client ids.
+  text = text.replace(/"ts":"[^"]*"/g, '"ts":<ts>');
+  text = text.replace(/client-[0-9a-f-]{36}/g, "client-<uuid>");
+  text = text.replace(/took = [\d.]+(ns|µs|us|ms|s)/g, "took = <duration>");
+  text = text.replace(/"took":"[^"]*"/g, '"took":<duration>');
+  // Table cells are padded to their widest value, which the replacements above may have changed.
+  text = text
+    .split("\n")
+    .map((line) => (/^[|+]/.test(line) ? line.replace(/ +/g, " ").replace(/-+/g, "-") : line))
+    .join("\n");
+  return text;
+}
+
+export interface StepOutput {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+/** Runs every step of `steps` against a fresh instance of `target`; outputs normalised. */
+export async function runScenario(target: DiffTarget, steps: readonly Step[]): Promise<StepOutput[]> {
+  const running = await target.start();
+  try {
+    const identity = await identify(running.endpoint);
+    const outputs: StepOutput[] = [];
+    for (const step of steps) {
+      const result = await etcdctl(running.endpoint, step.args, step.stdin);
+      outputs.push({
+        stdout: normalise(result.stdout, identity, running.endpoint),
+        stderr: normalise(result.stderr, identity, running.endpoint),
+        exitCode: result.exitCode,
+      });
+    }
+    return outputs;
+  } finally {
+    await running.stop();
+  }
+}
+
+/**
+ * An allowed difference: for commands whose text contains `command` (and, when `targets` is given, only
+ * when the second target is one of them), either every difference is allowed, or only what `mask` (a
+ * regular expression, applied to both outputs; the masks of all entries matching a command add up)
+ * covers. `reason` says why; an entry that allows nothing in a run is reported as stale.
+ */
+export interface AllowEntry {
+  command: string;
+  reason: string;
+  mask?: string;
+  targets?: string[];
+}
+
+export function loadAllowList(path: string): AllowEntry[] {
+  const entries = JSON.parse(readFileSync(path, "utf8")) as AllowEntry[];
+  for (const entry of entries) {
+    if (typeof entry.command !== "string" || typeof entry.reason !== "string" || entry.reason.trim() === "") {
+      throw new Error(`allow-list entry without command or reason: ${JSON.stringify(entry)}`);
+    }
+  }
+  return entries;
+}
+
+export interface Difference {
+  step: Step;
+  reference: StepOutput;
+  other: StepOutput;
+}
+
+export interface Comparison {
+  /** Differences no allow-list entry covers: each is a failure. */
+  unexpected: Difference[];
+  /** Differences covered by an entry, with the entry. */
+  allowed: { difference: Difference; entry: AllowEntry }[];
+  /** Entries that matched no difference in this run. */
+  stale: AllowEntry[];
+}
+
+function same(a: StepOutput, b: StepOutput): boolean {
+  return a.stdout === b.stdout && a.stderr === b.stderr && a.exitCode === b.exitCode;
+}
+
+function masked(output: StepOutput, mask: RegExp): StepOutput {
+  return {
+    stdout: output.stdout.replace(mask, "<masked>"),
+    stderr: output.stderr.replace(mask, "<masked>"),
+    exitCode: output.exitCode,
+  };
+}
+
+export function compare(
+  steps: readonly Step[],
+  reference: readonly StepOutput[],
+  other: readonly StepOutput[],
+  allowList: readonly AllowEntry[],
+  otherTarget: string,
+): Comparison {
+  const used = new Set<AllowEntry>();
+  const result: Comparison = { unexpected: [], allowed: [], stale: [] };
+  steps.forEach((step, i) => {
+    const a = reference[i] as StepOutput;
+    const b = other[i] as StepOutput;
+    if (same(a, b)) return;
+    const difference = { step, reference: a, other: b };
+    // Entries for this command and target: one without a mask allows everything; masks add up.
+    const entries = allowList.filter(
+      (e) => step.text.includes(e.command) && (e.targets === undefined || e.targets.includes(otherTarget)),
+    );
+    let allowedBy: AllowEntry[] = entries.filter((e) => e.mask === undefined).slice(0, 1);
+    if (allowedBy.length === 0 && entries.length > 0) {
+      let ma = a;
+      let mb = b;
+      for (const e of entries) {
+        const mask = new RegExp(e.mask as string, "g");
+        ma = masked(ma, mask);
+        mb = masked(mb, mask);
+      }
+      if (same(ma, mb)) allowedBy = entries;
+    }
+    if (allowedBy.length === 0) result.unexpected.push(difference);
+    for (const entry of allowedBy) {
+      used.add(entry);
+      result.allowed.push({ difference, entry });
+    }
+  });
+  result.stale = allowList.filter(
+    (e) => !used.has(e) && (e.targets === undefined || e.targets.includes(otherTarget)),
+  );
+  return result;
+}
+
+/** A readable report of differences, for assertion messages. */
+export function describeDifferences(differences: readonly Difference[]): string {
+  return differences
+    .map(({ step, reference, other }) =>
+      [
+        `line ${step.line}: etcdctl ${step.text}`,
+        `  reference (exit ${reference.exitCode}): ${JSON.stringify(reference.stdout + reference.stderr)}`,
+        `  other     (exit ${other.exitCode}): ${JSON.stringify(other.stdout + other.stderr)}`,
+      ].join("\n"),
+    )
+    .join("\n");
+}

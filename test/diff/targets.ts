@@ -1,0 +1,57 @@
+import { StoreServer, startStoreServer } from "../api/storeServer.js";
+import { startRealEtcd } from "../support/realEtcd.js";
+
+/**
+ * A server the differential suite can run a scenario against: start it fresh (empty store, revision 1),
+ * get its client endpoint, stop it. Adding etcd-ts itself is one more entry here, e.g.
+ *   { name: "etcd-ts", start: async () => { const m = await startEtcdTs(); return { endpoint: m.endpoint, stop: m.stop }; } }
+ */
+export interface DiffTarget {
+  name: string;
+  start(): Promise<RunningTarget>;
+}
+
+export interface RunningTarget {
+  /** host:port for etcdctl's --endpoints. */
+  endpoint: string;
+  stop(): Promise<void>;
+}
+
+export const realEtcdTarget: DiffTarget = {
+  name: "etcd-3.4.23",
+  async start() {
+    const etcd = await startRealEtcd();
+    return { endpoint: etcd.endpoint, stop: () => etcd.stop() };
+  },
+};
+
+/** Every target's member is named as test/support/realEtcd.ts names the real one (--name=ref). */
+const MEMBER_NAME = "ref";
+
+/** The api layer over a bare store (test/api/storeServer.ts): no raft, no WAL. */
+export const storeDoubleTarget: DiffTarget = {
+  name: "store-double",
+  async start() {
+    const running = await startStoreServer(new StoreServer(undefined, MEMBER_NAME));
+    return { endpoint: running.endpoint, stop: () => running.stop() };
+  },
+};
+
+/**
+ * A deliberately wrong server, to prove that the comparison catches differences: every Put reports a
+ * header revision one too high.
+ */
+class OffByOneServer extends StoreServer {
+  override async put(request: Parameters<StoreServer["put"]>[0]) {
+    const response = await super.put(request);
+    return { ...response, header: { revision: (response.header?.revision ?? 0) + 1 } };
+  }
+}
+
+export const offByOneTarget: DiffTarget = {
+  name: "off-by-one",
+  async start() {
+    const running = await startStoreServer(new OffByOneServer(undefined, MEMBER_NAME));
+    return { endpoint: running.endpoint, stop: () => running.stop() };
+  },
+};
