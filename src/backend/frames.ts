@@ -45,6 +45,8 @@ export interface BackendWorkerData {
   batchLimitOps: number;
   /** How long the writer sleeps between drains while a batch is open (bounds wake-ups per batch). */
   drainSliceMs: number;
+  /** Failpoint for tests: the commit of the batch holding this unit sequence throws. */
+  failCommitAtSeq?: number;
 }
 
 /** Messages from the writer thread to the main thread. */

@@ -50,6 +50,8 @@ export interface LmdbBackendOptions {
   batchLimitOps?: number;
   /** Sleep between drains of an open batch. Default 2 ms. */
   drainSliceMs?: number;
+  /** Failpoint for tests: the writer's commit of the batch holding this unit sequence throws. */
+  failCommitAtSeq?: number;
   /**
    * Called once when the writer fails (a failed commit, a crashed thread). The default logs one JSON line
    * to stderr and exits the process with code 1: a member that cannot persist must stop.
@@ -93,6 +95,8 @@ export class LmdbBackend implements Backend {
   private trimmedSeq = 0;
   private lastSealedSeq = 0;
   private fatalMessage: string | null = null;
+  /** Pending `forceCommit` waits, woken when the writer fails. */
+  private readonly fatalWaiters = new Set<() => void>();
   private closing = false;
   private closed = false;
   /** True while the environment is being swapped (defragment): nothing may read or write. */
@@ -145,6 +149,7 @@ export class LmdbBackend implements Backend {
       batchLimitOps: this.options.batchLimitOps ?? 10_000,
       drainSliceMs: this.options.drainSliceMs ?? 2,
     };
+    if (this.options.failCommitAtSeq !== undefined) workerData.failCommitAtSeq = this.options.failCommitAtSeq;
     const worker = spawnWorker(import.meta.url, "../workers/backendWorker", { workerData });
     this.worker = worker;
     await new Promise<void>((resolve, reject) => {
@@ -173,6 +178,7 @@ export class LmdbBackend implements Backend {
   private fail(message: string): void {
     if (this.fatalMessage !== null) return;
     this.fatalMessage = message;
+    for (const wake of [...this.fatalWaiters]) wake();
     this.onFatal(message);
   }
 
@@ -332,9 +338,27 @@ export class LmdbBackend implements Backend {
     for (;;) {
       const seen = this.committedSeq.get();
       if (seen >= target) return;
-      await this.committedSeq.waitChangeAsync(seen, COMMIT_POLL_MS);
+      await this.waitForCommit(seen);
       this.checkAlive();
     }
+  }
+
+  /**
+   * Resolves when the committed sequence moves past `seen`, the writer fails, or COMMIT_POLL_MS passes.
+   * The timer also keeps the event loop alive: Atomics.waitAsync alone does not, and once the writer thread
+   * is gone nothing else would.
+   */
+  private waitForCommit(seen: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.fatalWaiters.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, COMMIT_POLL_MS);
+      this.fatalWaiters.add(wake);
+      void this.committedSeq.waitChangeAsync(seen, COMMIT_POLL_MS).then(wake);
+    });
   }
 
   sizeBytes(): number {

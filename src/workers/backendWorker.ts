@@ -153,6 +153,9 @@ class Writer {
         // Sleep a slice (a wait on a cell nobody notifies), then drain what arrived meanwhile.
         if (!this.consumer.hasData()) Atomics.wait(this.sleepCell, 0, 0, data.drainSliceMs);
       }
+      if (data.failCommitAtSeq !== undefined && this.lastSeq >= data.failCommitAtSeq) {
+        throw new Error(`failpoint: commit of unit ${this.lastSeq} fails`);
+      }
       if (this.lastSeq !== sealedBefore) {
         const meta = this.lmdb.tables[TABLE_ID.meta];
         if (meta === undefined) fatal("meta table missing");

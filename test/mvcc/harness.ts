@@ -144,15 +144,35 @@ export function txnArb(depth: number, maxRevision: number): fc.Arbitrary<TxnRequ
   });
 }
 
+/** Relative weights of the operation kinds (compaction and hashKV share `compact`). */
+export interface OpWeights {
+  put: number;
+  deleteRange: number;
+  txn: number;
+  range: number;
+  compact: number;
+}
+
+const DEFAULT_WEIGHTS: OpWeights = { put: 6, deleteRange: 2, txn: 3, range: 4, compact: 1 };
+
 /** Random operations; revisions drawn up to `maxRevision` (reads beyond the current one test FutureRev). */
-export function opArb(maxRevision: number): fc.Arbitrary<Op> {
+export function opArb(maxRevision: number, weights: OpWeights = DEFAULT_WEIGHTS): fc.Arbitrary<Op> {
   return fc.oneof(
-    { weight: 6, arbitrary: putArb.map((request): Op => ({ type: "put", request })) },
-    { weight: 2, arbitrary: deleteArb.map((request): Op => ({ type: "deleteRange", request })) },
-    { weight: 3, arbitrary: txnArb(2, maxRevision).map((request): Op => ({ type: "txn", request })) },
-    { weight: 4, arbitrary: rangeArb(maxRevision).map((request): Op => ({ type: "range", request })) },
+    { weight: weights.put, arbitrary: putArb.map((request): Op => ({ type: "put", request })) },
     {
-      weight: 1,
+      weight: weights.deleteRange,
+      arbitrary: deleteArb.map((request): Op => ({ type: "deleteRange", request })),
+    },
+    {
+      weight: weights.txn,
+      arbitrary: txnArb(2, maxRevision).map((request): Op => ({ type: "txn", request })),
+    },
+    {
+      weight: weights.range,
+      arbitrary: rangeArb(maxRevision).map((request): Op => ({ type: "range", request })),
+    },
+    {
+      weight: weights.compact,
       arbitrary: fc
         .integer({ min: -1, max: maxRevision })
         .map((revision): Op => ({ type: "compact", revision })),
