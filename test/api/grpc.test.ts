@@ -57,6 +57,13 @@ describe("gRPC API over the store double", () => {
       revision: server.store.revision,
       raftTerm: 2,
     });
+    const counted = await callUnary(kv, kv.Range, {
+      key: b("h"),
+      rangeEnd: b("i"),
+      countOnly: true,
+      limit: 1,
+    });
+    assert.deepEqual([counted.count, counted.kvs.length, counted.more], [1, 0, false]);
     const range = await callUnary(kv, kv.Range, { key: b("h1") });
     assert.equal(range.header?.revision, server.store.revision);
     assert.equal(str(range.kvs[0]?.value), "v");

@@ -4,8 +4,8 @@
  * static-module, 64-bit as Long, and as number with util.Long unset) and, when installed somewhere,
  * @bufbuild/protobuf v2 (reflection codec; int64 as bigint).
  *
- *   node --import tsx test/proto/codec.bench.ts                 # every implementation, one table
- *   PROTOBUF_ES_DIR=/tmp/protobench node --import tsx test/proto/codec.bench.ts
+ *   node --import tsx bench/proto/codec.bench.ts                 # every implementation, one table
+ *   PROTOBUF_ES_DIR=/tmp/protobench node --import tsx bench/proto/codec.bench.ts
  *
  * Each implementation runs in its own child process (protobufjs's Long switch is global) with
  * --expose-gc and a 64 MiB semi-space so the allocation window sees no scavenge. Short on purpose: a
