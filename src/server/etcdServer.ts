@@ -17,7 +17,6 @@ import {
   RaftErrorCode,
   type RawNode,
   type ReadState,
-  type Snapshot,
   type SoftState,
   StateRole,
 } from "../raft/index.js";
@@ -26,7 +25,7 @@ import type { EtcdServerApi } from "./api.js";
 import * as convert from "./convert.js";
 import { formatId } from "./ids.js";
 import { decodeMemberContext, type Member, Membership } from "./membership.js";
-import { type RaftLoop, RaftLoop as RaftLoopImpl, type RaftTransport } from "./raftLoop.js";
+import { RaftLoop, type RaftTransport } from "./raftLoop.js";
 import { ReadIndexRounds } from "./readIndex.js";
 import { Waiters } from "./waiters.js";
 
@@ -104,7 +103,6 @@ export class EtcdServer implements EtcdServerApi {
   private readonly clientUrls: string[];
   private readonly onFatal: (error: unknown) => void;
   private appliedIndexValue: number;
-  private appliedTermValue: number;
   private leaderId = 0n;
   private term = 0;
   private readonly alarms = new Map<string, etcdserverpb.AlarmMember>();
@@ -129,7 +127,6 @@ export class EtcdServer implements EtcdServerApi {
     this.quotaBackendBytes = options.quotaBackendBytes;
     this.membership = new Membership(options.backend);
     this.appliedIndexValue = options.backend.consistentIndex;
-    this.appliedTermValue = options.backend.term;
     this.loadAlarms();
     this.loadClusterVersion();
     // etcd's request timeout: 5 s plus two election timeouts.
@@ -153,7 +150,7 @@ export class EtcdServer implements EtcdServerApi {
     // Request ids as etcd's idutil makes them: the member id's low 16 bits, then a millisecond clock and a
     // counter, so ids of different members never collide in one log.
     this.requestIdNext = ((this.memberId & 0xffffn) << 48n) | ((BigInt(Date.now()) & 0xff_ffff_ffffn) << 8n);
-    this.loop = new RaftLoopImpl({
+    this.loop = new RaftLoop({
       node: options.node,
       storage: options.storage,
       wal: options.wal,
@@ -421,7 +418,6 @@ export class EtcdServer implements EtcdServerApi {
           throw new Error(`unknown entry type ${entry.type}`);
       }
       this.appliedIndexValue = entry.index;
-      this.appliedTermValue = entry.term;
     }
     this.reads.onApplied();
   }
@@ -448,6 +444,16 @@ export class EtcdServer implements EtcdServerApi {
 
   private applyRequest(entry: Entry, request: etcdserverpb.InternalRaftRequest): Applied {
     const { index, term } = entry;
+    const kvWrite =
+      request.put !== undefined ||
+      request.deleteRange !== undefined ||
+      request.txn !== undefined ||
+      request.compaction !== undefined;
+    if (kvWrite && this.hasAlarm(ALARM_CORRUPT)) {
+      // etcd's applierV3Corrupt: a member that found corruption refuses every write.
+      this.backend.seal(index, term);
+      throw new EtcdError("Corrupt");
+    }
     if (request.put !== undefined) {
       this.applyCapped(entry, 1);
       const result = this.store.apply(index, term, {
@@ -724,9 +730,8 @@ function isTxnReadOnly(request: etcdserverpb.TxnRequest): boolean {
   return ops.every((op) => {
     const inner = op.request;
     if (inner === undefined) return true;
-    if (inner.case === "requestRange") return true;
-    if (inner.case === "requestTxn") return isTxnReadOnly(inner.value);
-    return false;
+    // etcd 3.4's isTxnReadonly: only ranges; a nested txn counts as a write even when it only reads.
+    return inner.case === "requestRange";
   });
 }
 
