@@ -678,10 +678,13 @@ export class Raft {
         // term may have advanced during a partition without a new election (§9.6); without this answer a
         // stale leader and this node could both wait forever.
         this.send(newMessage(MessageType.AppResp, m.from, NONE, 0));
-      } else if (m.type === MessageType.PreVote) {
-        // Reject explicitly so that a node that missed an election (and pre-votes at an old term) learns
-        // the current term instead of waiting.
-        const resp = newMessage(MessageType.PreVoteResp, m.from, NONE, this.term);
+      } else if (m.type === MessageType.PreVote || m.type === MessageType.Vote) {
+        // Reject with our term (Raft §5.1) so that a candidate of an older term catches up instead of
+        // waiting. etcd answers only pre-votes here; answering votes too matters when a voter with a stale
+        // configuration races a candidate it does not know is a voter: without the answer their terms can
+        // leapfrog for a long time (found by the simulator).
+        const type = m.type === MessageType.PreVote ? MessageType.PreVoteResp : MessageType.VoteResp;
+        const resp = newMessage(type, m.from, NONE, this.term);
         resp.reject = true;
         this.send(resp);
       }
@@ -1084,6 +1087,11 @@ export class Raft {
   restore(s: Snapshot): boolean {
     const md = s.metadata;
     if (md.index <= this.log.committed) return false;
+    // Committed entries handed out in a Ready are being applied (advance() has not come): they may hold
+    // conf changes the application will still pass to applyConfChange(), which must not meet a
+    // configuration already replaced by the snapshot's. Decline; the leader retries the snapshot later.
+    // (Found by the simulator.)
+    if (this.log.applying > this.log.applied) return false;
     if (this.state !== StateRole.Follower) {
       // Defence in depth: only followers install snapshots. Never expected to happen.
       this.becomeFollower(this.term + 1, NONE);
