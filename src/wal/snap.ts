@@ -81,14 +81,15 @@ export function decodeSnapshot(bytes: Uint8Array, file: string): SnapshotFile {
   if (bytes.length < HEADER_BYTES) corrupt(`${bytes.length} bytes is shorter than the header`);
   for (let i = 0; i < MAGIC.length; i++) if (bytes[i] !== MAGIC[i]) corrupt("bad magic");
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const crc = crc32cUpdate(0, bytes, CRC_START, bytes.length);
-  if (crc !== view.getUint32(8, true)) corrupt("CRC mismatch");
   const index = readU64(view, 16);
   const term = readU64(view, 24);
   const confBytes = view.getUint32(32, true);
   const dataBytes = readU64(view, 40);
-  if (index < 0 || term < 0 || dataBytes < 0) corrupt("index, term or size out of range");
+  // Sizes first: a truncated file (the common damage) gets a message that says so.
   if (HEADER_BYTES + confBytes + dataBytes !== bytes.length) corrupt("sizes do not add up to the file size");
+  const crc = crc32cUpdate(0, bytes, CRC_START, bytes.length);
+  if (crc !== view.getUint32(8, true)) corrupt("CRC mismatch");
+  if (index < 0 || term < 0 || dataBytes < 0) corrupt("index, term or size out of range");
   const confEnd = HEADER_BYTES + confBytes;
   return {
     index,

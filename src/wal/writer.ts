@@ -159,7 +159,9 @@ export class WalWriter {
    * end as soon as the preallocation finishes.
    */
   private async waitForDataAsync(): Promise<void> {
-    const keepAlive = setTimeout(() => {}, IDLE_WAIT_MS);
+    // Longer than the wait: a keep-alive that fires at the same moment as the wait's own (unreferenced)
+    // timeout can leave the loop empty for an instant, and the thread ends with code 0.
+    const keepAlive = setTimeout(() => {}, 2 * IDLE_WAIT_MS);
     try {
       await this.consumer.waitForDataAsync(IDLE_WAIT_MS);
     } finally {

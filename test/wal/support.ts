@@ -132,3 +132,8 @@ export function recordingLogger(): WalLogger & { lines: LogLine[] } {
     error: (fields, msg) => lines.push({ level: "error", msg, fields }),
   };
 }
+
+/** Entry sizes of the crash test: mostly small, one in 16 spanning several sectors. */
+export function crashEntrySize(index: number): number {
+  return index % 16 === 0 ? 1500 + ((index * 131) % 3500) : 20 + ((index * 37) % 180);
+}
