@@ -80,6 +80,8 @@ export interface BenchConfig {
   dialTimeoutMs: number;
   /** How the timed phase's unary calls are sent (setup and cleanup always use grpc-js). */
   transport: TransportKind;
+  /** Run the Node servers the bench starts under --cpu-prof and summarise where their CPU went. */
+  profile: boolean;
   help: boolean;
 }
 
@@ -109,6 +111,7 @@ const optionSpec = {
   out: { type: "string" },
   "dial-timeout": { type: "string" },
   transport: { type: "string" },
+  profile: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -140,6 +143,10 @@ common options:
   --dial-timeout 2s                  connect deadline per endpoint
   --transport grpc-js|http2          how timed unary calls are sent: grpc-js (default), or the same
                                      gRPC frames on raw node:http2 (about half the generator CPU)
+  --profile                          run the started etcd-ts / no-op server under node --cpu-prof and
+                                     --trace-gc; print self time by category (GC, grpc-js, http2,
+                                     codec, raft, wal, mvcc, ...) for the timed phase; keep the
+                                     .cpuprofile files in the report directory
 check-perf: --load s|m|l|xl  --auto-compact  --auto-defrag
 put, txn-put: --clients n --conns n --total n --rate n --key-size n --val-size n --key-space-size n
               --sequential-keys (put)  --txn-ops n (txn-put)
@@ -312,9 +319,16 @@ export function parseConfig(argv: readonly string[]): BenchConfig {
   if (transport === "http2" && (workload === "watch-latency" || workload === "lease-keepalive")) {
     throw badArgs("--transport http2 applies to the unary workloads: check-perf, put, range, txn-put");
   }
+  const profile = values.profile ?? false;
+  if (profile && values["compare-etcd-ts"] !== true && values["compare-null"] !== true) {
+    throw badArgs(
+      "--profile profiles a Node server the bench starts: add --compare-etcd-ts or --compare-null",
+    );
+  }
   return {
     workload,
     transport: transport as TransportKind,
+    profile,
     endpoints: parseEndpoints(values.endpoints ?? "127.0.0.1:2379"),
     endpointsGiven: values.endpoints !== undefined,
     load,

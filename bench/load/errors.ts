@@ -22,7 +22,8 @@ export type BenchErrorCode =
   | "BENCH_PREFIX_NOT_EMPTY"
   | "BENCH_CONNECT"
   | "BENCH_RPC"
-  | "BENCH_TARGET_START";
+  | "BENCH_TARGET_START"
+  | "BENCH_PROFILE";
 
 const exitCodeOf: Record<BenchErrorCode, ExitCode> = {
   BENCH_BAD_ARGS: ExitCode.badArgs,
@@ -31,6 +32,7 @@ const exitCodeOf: Record<BenchErrorCode, ExitCode> = {
   BENCH_CONNECT: ExitCode.badConnection,
   BENCH_RPC: ExitCode.error,
   BENCH_TARGET_START: ExitCode.error,
+  BENCH_PROFILE: ExitCode.error,
 };
 
 /**

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 /** Kernel clock ticks per second for /proc/<pid>/stat times; 100 on every Linux we run on. */
 function clockTicksPerSecond(): number {
@@ -15,14 +15,13 @@ function clockTicksPerSecond(): number {
 let ticksPerSecond: number | undefined;
 
 /**
- * CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat fields 14 and 15.
- * The command name (field 2) may hold spaces and parentheses, so fields are counted after the last ")".
- * Returns null when the process is gone or /proc is unavailable.
+ * CPU seconds (user + system) from a /proc stat file, fields 14 and 15. The command name (field 2)
+ * may hold spaces and parentheses, so fields are counted after the last ")". Null when it is gone.
  */
-export function processCpuSeconds(pid: number): number | null {
+function statCpuSeconds(path: string): number | null {
   let stat: string;
   try {
-    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    stat = readFileSync(path, "utf8");
   } catch {
     return null;
   }
@@ -33,6 +32,42 @@ export function processCpuSeconds(pid: number): number | null {
   if (!Number.isFinite(userTicks) || !Number.isFinite(systemTicks)) return null;
   ticksPerSecond ??= clockTicksPerSecond();
   return (userTicks + systemTicks) / ticksPerSecond;
+}
+
+/** CPU seconds (user + system) a process has used so far; null when it is gone or /proc is missing. */
+export function processCpuSeconds(pid: number): number | null {
+  return statCpuSeconds(`/proc/${pid}/stat`);
+}
+
+export interface ThreadCpu {
+  tid: number;
+  /** The thread's name (/proc/<pid>/task/<tid>/comm): Node 20 names its threads "node", V8's profiler thread "v8:ProfEvntProc". */
+  name: string;
+  cpuSeconds: number;
+}
+
+/** Every thread of `pid` with its CPU seconds so far (empty when the process is gone). */
+export function threadCpuSeconds(pid: number): ThreadCpu[] {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return [];
+  }
+  const threads: ThreadCpu[] = [];
+  for (const entry of tids) {
+    const tid = Number(entry);
+    const cpuSeconds = statCpuSeconds(`/proc/${pid}/task/${entry}/stat`);
+    if (!Number.isSafeInteger(tid) || cpuSeconds === null) continue; // exited between the two reads
+    let name = "";
+    try {
+      name = readFileSync(`/proc/${pid}/task/${entry}/comm`, "utf8").trim();
+    } catch {
+      continue;
+    }
+    threads.push({ tid, name, cpuSeconds });
+  }
+  return threads;
 }
 
 /** Peak resident set size (VmHWM) in bytes, or null when the process is gone. */

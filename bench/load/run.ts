@@ -1,7 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { cpus } from "node:os";
+import { join } from "node:path";
 import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
 import type * as grpc from "@grpc/grpc-js";
+import { nodeProfileFlags, ProfileSession, profiledStopTimeoutMs } from "../profile/session.js";
+import { profileLines } from "../profile/text.js";
 import {
   type BenchSummary,
   compareTargets,
@@ -22,11 +26,13 @@ import { TokenBucket } from "./rateLimiter.js";
 import { initHistograms, LatencyRecorder } from "./recorder.js";
 import { leaseKeepAliveWorkload, runWatchLatency } from "./streamWorkloads.js";
 import {
+  defaultStartOptions,
   etcdTarget,
   etcdTsTarget,
   externalTarget,
   nullTarget,
   type RunningTarget,
+  type StartOptions,
   type Target,
 } from "./targets.js";
 import { type CompleteRequest, grpcJsSender, http2Sender, type UnarySender } from "./transport.js";
@@ -38,6 +44,16 @@ export interface BenchIo {
   /** null when stderr is not a terminal: no progress line at all. */
   progress: ((line: string) => void) | null;
 }
+
+const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
+
+/** Marks the start and end of the timed phase (the profile is cut to it); no-ops when not profiling. */
+interface TimedPhase {
+  begin(pid: number | null): void;
+  end(): void;
+}
+
+const unmarkedPhase: TimedPhase = { begin: () => {}, end: () => {} };
 
 /** When neither a duration nor a rate bounds the run, the throughput series is sized for this long. */
 const plannedSecondsUnbounded = 3600;
@@ -133,6 +149,14 @@ function grpcConnectionCount(config: BenchConfig, endpoints: number): number {
   return Math.max(wanted, endpoints);
 }
 
+export function transportDescription(config: Pick<BenchConfig, "transport" | "workload">): string {
+  if (config.workload === "watch-latency" || config.workload === "lease-keepalive")
+    return "grpc-js (streams)";
+  return config.transport === "http2"
+    ? "http2 (timed unary calls on raw node:http2 sessions; setup and cleanup on grpc-js)"
+    : "grpc-js";
+}
+
 /** The engine-driven workloads: every one but watch-latency. */
 async function runEngineWorkload(
   target: RunningTarget,
@@ -140,6 +164,7 @@ async function runEngineWorkload(
   connections: readonly grpc.Client[],
   config: BenchConfig,
   io: BenchIo,
+  phase: TimedPhase,
 ): Promise<MeasuredRun> {
   const usesPrefix = config.workload !== "lease-keepalive";
   const revisionBefore = usesPrefix ? await assertPrefixEmpty(connections[0]!, config.prefix) : null;
@@ -190,6 +215,7 @@ async function runEngineWorkload(
     case "watch-latency":
       throw new Error("watch-latency is not engine-driven");
   }
+  phase.begin(target.pid);
   const serverCpuBefore = target.pid === null ? null : processCpuSeconds(target.pid);
   const generatorCpuBefore = process.cpuUsage();
   const startMs = performance.now();
@@ -214,6 +240,7 @@ async function runEngineWorkload(
   const result = await engine.run(issue).finally(stopProgress);
   const generatorCpu = process.cpuUsage(generatorCpuBefore);
   const serverCpuAfter = target.pid === null ? null : processCpuSeconds(target.pid);
+  phase.end();
   await closeWorkload();
   const cleanup = usesPrefix
     ? await cleanupPrefix(connections[0]!, config.prefix, {
@@ -245,9 +272,11 @@ async function runWatchWorkload(
   connections: readonly grpc.Client[],
   config: BenchConfig,
   io: BenchIo,
+  phase: TimedPhase,
 ): Promise<MeasuredRun> {
   const revisionBefore = await assertPrefixEmpty(connections[0]!, config.prefix);
   const key = Buffer.concat([Buffer.from(config.prefix), randomBytes(config.keySizeBytes)]);
+  phase.begin(target.pid);
   const serverCpuBefore = target.pid === null ? null : processCpuSeconds(target.pid);
   const generatorCpuBefore = process.cpuUsage();
   const startMs = performance.now();
@@ -269,6 +298,7 @@ async function runWatchWorkload(
   });
   const generatorCpu = process.cpuUsage(generatorCpuBefore);
   const serverCpuAfter = target.pid === null ? null : processCpuSeconds(target.pid);
+  phase.end();
   const cleanup = await cleanupPrefix(connections[0]!, config.prefix, {
     autoCompact: false,
     autoDefrag: false,
@@ -311,6 +341,7 @@ function skippedSummary(target: Target, reason: string): TargetSummary {
     server: { pid: null, cpuSeconds: null, cpuMicrosPerRequest: null, peakRssBytes: null },
     generator: { cpuMicrosPerRequest: 0, blocked: false },
     keyspace: { revisionBefore: null, deleteRevision: null, deleted: null },
+    profile: null,
   };
 }
 
@@ -324,11 +355,34 @@ export async function stopActiveTargets(): Promise<void> {
   await Promise.all(running.map((target) => target.stop().catch(() => {})));
 }
 
-async function runTarget(target: Target, config: BenchConfig, io: BenchIo): Promise<TargetOutcome> {
+/** The profile session for `target`, or null when not profiling it (not asked, or not a Node server). */
+function profileSessionFor(target: Target, config: BenchConfig, outDir: string): ProfileSession | null {
+  if (!config.profile || !target.profilable) return null;
+  const relativeDir = `${fileStem(target.name)}-profile`;
+  return new ProfileSession(join(outDir, relativeDir), relativeDir);
+}
+
+async function runTarget(
+  target: Target,
+  config: BenchConfig,
+  io: BenchIo,
+  outDir: string,
+): Promise<TargetOutcome> {
   const unsupported = target.unsupported(config.workload);
   if (unsupported !== null) return { summary: skippedSummary(target, unsupported), hgrm: new Map() };
-  const running = await target.start();
+  const session = profileSessionFor(target, config, outDir);
+  const options: StartOptions =
+    session === null
+      ? defaultStartOptions
+      : {
+          nodeFlags: nodeProfileFlags(session.dir),
+          stdoutLine: session.stdoutLine,
+          stopTimeoutMs: profiledStopTimeoutMs,
+        };
+  const running = await target.start(options);
   activeTargets.add(running);
+  let outcome: TargetOutcome;
+  let acknowledged = 0;
   try {
     const connections = await openConnections(
       running.endpoints,
@@ -339,17 +393,21 @@ async function runTarget(target: Target, config: BenchConfig, io: BenchIo): Prom
     try {
       measured =
         config.workload === "watch-latency"
-          ? await runWatchWorkload(running, connections, config, io)
-          : await runEngineWorkload(running, target.name, connections, config, io);
+          ? await runWatchWorkload(running, connections, config, io, session ?? unmarkedPhase)
+          : await runEngineWorkload(running, target.name, connections, config, io, session ?? unmarkedPhase);
     } finally {
       closeConnections(connections);
     }
     const peakRssBytes = running.pid === null ? null : processPeakRssBytes(running.pid);
-    return summarize(target, running, measured, peakRssBytes, config);
+    acknowledged = measured.acknowledged;
+    outcome = summarize(target, running, measured, peakRssBytes, config);
   } finally {
     activeTargets.delete(running);
+    // SIGTERM: a profiled Node server writes its .cpuprofile files as it exits.
     await running.stop();
   }
+  if (session !== null) outcome.summary.profile = session.finish(acknowledged, repoRoot);
+  return outcome;
 }
 
 function summarize(
@@ -408,6 +466,7 @@ function summarize(
         deleteRevision: measured.cleanup?.deleteRevision.toString() ?? null,
         deleted: measured.cleanup?.deleted.toString() ?? null,
       },
+      profile: null,
     },
   };
 }
@@ -431,7 +490,7 @@ export async function runBench(config: BenchConfig, outDir: string, io: BenchIo)
     if (multiple) io.out(`== ${target.name} ==`);
     let outcome: TargetOutcome;
     try {
-      outcome = await runTarget(target, config, io);
+      outcome = await runTarget(target, config, io, outDir);
     } catch (error) {
       // A compared server that cannot start is reported and skipped; anything else ends the run.
       if (!(multiple && error instanceof BenchError && error.code === "BENCH_TARGET_START")) throw error;
@@ -445,6 +504,11 @@ export async function runBench(config: BenchConfig, outDir: string, io: BenchIo)
       io.out("");
     }
     for (const line of targetLines(outcome.summary)) io.out(line);
+    if (outcome.summary.profile !== null) {
+      for (const line of profileLines(target.name, outcome.summary.profile)) io.out(line);
+    } else if (config.profile && outcome.summary.skipped === null) {
+      io.out(`no profile: ${target.name} is not a Node server the bench starts`);
+    }
     io.out("");
   }
   const summary: BenchSummary = {
@@ -463,11 +527,13 @@ export async function runBench(config: BenchConfig, outDir: string, io: BenchIo)
       keySizeBytes: config.keySizeBytes,
       valueSizeBytes: config.valueSizeBytes,
       prefix: config.prefix,
+      transport: config.transport,
     },
     targets: summaries,
     comparison: compareTargets(summaries),
   };
   if (multiple) for (const line of comparisonTable(summary)) io.out(line);
+  io.out(`generator transport: ${transportDescription(config)}`);
   const report = writeReports(outDir, summary, hgrm);
   io.out(`report: ${report.html}`);
   return { summary, report, exitCode: pass ? 0 : 1 };

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { WorkloadName } from "./config.js";
 import { BenchError } from "./errors.js";
@@ -22,18 +23,34 @@ export interface RunningTarget {
   stop(): Promise<void>;
 }
 
+/** How a started Node server runs: extra node flags (--cpu-prof ...) and a reader of its stdout. */
+export interface StartOptions {
+  /** Flags for `node` itself, before the entry point; only Node targets (`profilable`) take them. */
+  nodeFlags: readonly string[];
+  /** Called with each line the server writes on stdout (--trace-gc's lines), or null. */
+  stdoutLine: ((line: string) => void) | null;
+  /** How long the server gets after SIGTERM before SIGKILL. */
+  stopTimeoutMs: number;
+}
+
+export const defaultStartOptions: StartOptions = {
+  nodeFlags: [],
+  stdoutLine: null,
+  stopTimeoutMs: 5_000,
+};
+
 export interface Target {
   name: string;
   kind: TargetKind;
+  /** A Node process we start, so --profile can run it under --cpu-prof. */
+  profilable: boolean;
   /** Why this target cannot run `workload`, or null if it can. */
   unsupported(workload: WorkloadName): string | null;
-  start(): Promise<RunningTarget>;
+  start(options: StartOptions): Promise<RunningTarget>;
 }
 
 /** How long a started server gets to answer before we give up. */
 export const targetStartTimeoutMs = 30_000;
-/** How long a stopping server gets after SIGTERM before SIGKILL. */
-export const targetStopTimeoutMs = 5_000;
 /** Server stderr kept for the error message if it dies while starting. */
 const stderrKeptBytesMax = 16 * 1024;
 
@@ -56,6 +73,7 @@ export function externalTarget(endpoints: readonly string[]): Target {
   return {
     name: "endpoint",
     kind: "external",
+    profilable: false,
     unsupported: () => null,
     start: async () => ({ endpoints: [...endpoints], pid: null, stop: async () => {} }),
   };
@@ -68,17 +86,21 @@ interface ManagedChild {
   stop: () => Promise<void>;
 }
 
-function manage(child: ChildProcess, cleanup: () => void): ManagedChild {
+function manage(child: ChildProcess, options: StartOptions, cleanup: () => void): ManagedChild {
   let stderr = "";
   child.stderr?.on("data", (chunk: Buffer) => {
     if (stderr.length < stderrKeptBytesMax) stderr += chunk.toString();
   });
+  const stdoutLine = options.stdoutLine;
+  if (stdoutLine !== null && child.stdout !== null) {
+    createInterface({ input: child.stdout, crlfDelay: Number.POSITIVE_INFINITY }).on("line", stdoutLine);
+  }
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   child.once("error", () => {});
   const stop = async (): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
       child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), targetStopTimeoutMs);
+      const timer = setTimeout(() => child.kill("SIGKILL"), options.stopTimeoutMs);
       await exited;
       clearTimeout(timer);
     }
@@ -143,12 +165,13 @@ export function etcdTarget(): Target {
   return {
     name: "etcd",
     kind: "etcd",
+    profilable: false,
     unsupported: () => null,
-    start: async () => {
+    start: async (options) => {
       const { flags, dataDir, clientUrl, endpoint } = await etcdFlags("etcd");
       const binary = process.env.ETCD_BIN ?? "etcd";
       const child = spawn(binary, flags, { stdio: ["ignore", "ignore", "pipe"] });
-      const managed = manage(child, () => rmSync(dataDir, { recursive: true, force: true }));
+      const managed = manage(child, options, () => rmSync(dataDir, { recursive: true, force: true }));
       await new Promise((resolve) => setImmediate(resolve));
       if (child.pid === undefined) {
         await managed.stop();
@@ -177,8 +200,9 @@ export function etcdTsTarget(): Target {
   return {
     name: "etcd-ts",
     kind: "etcd-ts",
+    profilable: true,
     unsupported: () => null,
-    start: async () => {
+    start: async (options) => {
       if (!existsSync(entry)) {
         throw new BenchError(
           "BENCH_TARGET_START",
@@ -186,10 +210,10 @@ export function etcdTsTarget(): Target {
         );
       }
       const { flags, dataDir, clientUrl, endpoint } = await etcdFlags("etcd-ts");
-      const child = spawn(process.execPath, [...nodeArgsFor(entry), ...flags], {
-        stdio: ["ignore", "ignore", "pipe"],
+      const child = spawn(process.execPath, [...options.nodeFlags, ...nodeArgsFor(entry), ...flags], {
+        stdio: ["ignore", options.stdoutLine === null ? "ignore" : "pipe", "pipe"],
       });
-      const managed = manage(child, () => rmSync(dataDir, { recursive: true, force: true }));
+      const managed = manage(child, options, () => rmSync(dataDir, { recursive: true, force: true }));
       await waitHealthy("etcd-ts", managed, clientUrl);
       return { endpoints: [endpoint], pid: child.pid ?? null, stop: managed.stop };
     },
@@ -204,21 +228,28 @@ export function nullTarget(): Target {
   return {
     name: "null",
     kind: "null",
+    profilable: true,
     unsupported: (workload) =>
       workload === "watch-latency" ? "the no-op server stores nothing, so it has no events to watch" : null,
-    start: async () => {
+    start: async (options) => {
       // stdin stays open as a lifeline: the server exits when the bench does, even on SIGKILL.
-      const child = spawn(process.execPath, [...nodeArgsFor(entry), "--listen", "127.0.0.1:0"], {
-        stdio: ["pipe", "pipe", "pipe"],
-      });
-      const managed = manage(child, () => {});
+      const child = spawn(
+        process.execPath,
+        [...options.nodeFlags, ...nodeArgsFor(entry), "--listen", "127.0.0.1:0"],
+        { stdio: ["pipe", "pipe", "pipe"] },
+      );
+      const managed = manage(child, options, () => {});
       const endpoint = await new Promise<string | null>((resolve) => {
         let stdout = "";
+        let found = false;
         const timer = setTimeout(() => resolve(null), targetStartTimeoutMs);
         child.stdout?.on("data", (chunk: Buffer) => {
+          // Only the first line matters; later output (--trace-gc) is not kept.
+          if (found) return;
           stdout += chunk.toString();
           const match = /listening on (\S+)/.exec(stdout);
           if (match?.[1] !== undefined) {
+            found = true;
             clearTimeout(timer);
             resolve(match[1]);
           }

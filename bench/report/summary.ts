@@ -1,5 +1,7 @@
 import type { Histogram } from "hdr-histogram-js";
 import type { LatencyRecorder } from "../load/recorder.js";
+import type { TransportKind } from "../load/transport.js";
+import type { ProfileReport } from "../profile/session.js";
 import type { Verdict } from "./verdict.js";
 
 /**
@@ -64,6 +66,8 @@ export interface TargetSummary {
     deleteRevision: string | null;
     deleted: string | null;
   };
+  /** --profile: where the server's CPU went in the timed phase; null when not profiled. */
+  profile: ProfileReport | null;
 }
 
 export interface WorkloadSummary {
@@ -77,6 +81,8 @@ export interface WorkloadSummary {
   keySizeBytes: number;
   valueSizeBytes: number;
   prefix: string;
+  /** How the timed phase's unary calls were sent (stream workloads always use grpc-js). */
+  transport: TransportKind;
 }
 
 export interface BenchSummary {
@@ -102,6 +108,33 @@ export interface ComparisonRow {
 export const percentileCurveNinesMax = 5;
 const percentileCurveStepsPerNine = 20;
 
+/**
+ * The plotted curve: [percentile, ms] points, evenly spaced in "nines" (log10(1/(1-p))) up to the
+ * last percentile the sample count can resolve (1 - 1/count: with 450 samples, p99.78), then one
+ * point there. Beyond it every percentile is the maximum, and drawing that flat line out to p99.999
+ * would claim a tail that was never measured. `atMs` is clamped to the exact maximum because
+ * HdrHistogram reports a bucket's upper equivalent value, which can exceed the largest sample.
+ */
+export function percentileCurve(
+  count: number,
+  atMs: (percentile: number) => number,
+): Array<[number, number]> {
+  const curve: Array<[number, number]> = [];
+  if (count === 0) return curve;
+  const ninesResolved = Math.min(Math.log10(count), percentileCurveNinesMax);
+  const steps = Math.floor(ninesResolved * percentileCurveStepsPerNine + 1e-9);
+  for (let step = 0; step <= steps; step++) {
+    const percentile = 100 * (1 - 10 ** (-step / percentileCurveStepsPerNine));
+    curve.push([percentile, atMs(percentile)]);
+  }
+  const lastNines = steps / percentileCurveStepsPerNine;
+  if (ninesResolved - lastNines > 1e-9) {
+    const percentile = 100 * (1 - 10 ** -ninesResolved);
+    curve.push([percentile, atMs(percentile)]);
+  }
+  return curve;
+}
+
 /** `histogram` is the recorder's exported plain-JS copy (see LatencyRecorder.exportHistogram). */
 export function seriesSummary(
   label: string,
@@ -112,16 +145,10 @@ export function seriesSummary(
   hgrmFile: string | null,
 ): SeriesSummary {
   const histogram = exported.histogram;
+  const maxMs = recorder.maxSeconds * 1000;
   const atMs = (percentile: number): number =>
-    recorder.successes === 0 ? 0 : histogram.getValueAtPercentile(percentile) / 1000;
-  const curve: Array<[number, number]> = [];
-  if (recorder.successes > 0) {
-    const steps = percentileCurveNinesMax * percentileCurveStepsPerNine;
-    for (let step = 0; step <= steps; step++) {
-      const percentile = 100 * (1 - 10 ** (-step / percentileCurveStepsPerNine));
-      curve.push([percentile, atMs(percentile)]);
-    }
-  }
+    recorder.successes === 0 ? 0 : Math.min(histogram.getValueAtPercentile(percentile) / 1000, maxMs);
+  const curve = percentileCurve(recorder.successes, atMs);
   return {
     label,
     sent,
@@ -139,7 +166,7 @@ export function seriesSummary(
       p99: atMs(99),
       p999: atMs(99.9),
       p9999: atMs(99.99),
-      max: recorder.maxSeconds * 1000,
+      max: maxMs,
     },
     percentileCurve: curve,
     throughputPerSecond: recorder.throughputSeries(),

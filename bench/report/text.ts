@@ -72,6 +72,9 @@ export function targetLines(target: TargetSummary): string[] {
       ? ""
       : `, peak RSS ${(target.server.peakRssBytes / 1_048_576).toFixed(1)} MiB`;
   lines.push(`${cpu}${rss}; generator CPU ${target.generator.cpuMicrosPerRequest.toFixed(1)} µs per request`);
+  if (target.profile !== null) {
+    lines.push("note: profiled run (--cpu-prof): the server CPU above includes the profiler's overhead");
+  }
   if (target.generator.blocked) {
     lines.push("note: the generator's queue filled up at times (the target fell behind the requested rate)");
   }

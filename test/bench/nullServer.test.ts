@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { methods } from "../../bench/load/connections.js";
-import { nullTarget, type RunningTarget } from "../../bench/load/targets.js";
+import { defaultStartOptions, nullTarget, type RunningTarget } from "../../bench/load/targets.js";
 import {
   type CompleteRequest,
   grpcJsSender,
@@ -18,7 +18,7 @@ describe("the no-op gRPC KV server (bench/null), in its own process", () => {
   let lease: LeaseClient;
 
   before(async () => {
-    running = await nullTarget().start();
+    running = await nullTarget().start(defaultStartOptions);
     kv = new KVClient(running.endpoints[0]!, grpc.credentials.createInsecure());
     lease = new LeaseClient(running.endpoints[0]!, grpc.credentials.createInsecure());
   });
@@ -85,7 +85,7 @@ describe("both transports against the no-op server report the same outcomes", ()
   let connection: grpc.Client;
 
   before(async () => {
-    running = await nullTarget().start();
+    running = await nullTarget().start(defaultStartOptions);
     connection = new grpc.Client(running.endpoints[0]!, grpc.credentials.createInsecure());
   });
 
