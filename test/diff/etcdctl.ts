@@ -39,6 +39,8 @@ export function etcdctl(endpoint: string, args: readonly string[], stdin?: strin
       clearTimeout(timer);
       resolve({ stdout, stderr, exitCode: code ?? (signal === null ? -1 : 128) });
     });
+    // etcdctl may exit before it reads its input (a usage error): the write then fails with EPIPE.
+    child.stdin.on("error", () => {});
     child.stdin.end(stdin ?? "");
   });
 }

@@ -1,10 +1,10 @@
 import { StoreServer, startStoreServer } from "../api/storeServer.js";
+import { startEtcdTs } from "../support/etcdTs.js";
 import { startRealEtcd } from "../support/realEtcd.js";
 
 /**
  * A server the differential suite can run a scenario against: start it fresh (empty store, revision 1),
- * get its client endpoint, stop it. Adding etcd-ts itself is one more entry here, e.g.
- *   { name: "etcd-ts", start: async () => { const m = await startEtcdTs(); return { endpoint: m.endpoint, stop: m.stop }; } }
+ * get its client endpoint, stop it.
  */
 export interface DiffTarget {
   name: string;
@@ -27,6 +27,21 @@ export const realEtcdTarget: DiffTarget = {
 
 /** Every target's member is named as test/support/realEtcd.ts names the real one (--name=ref). */
 const MEMBER_NAME = "ref";
+
+/** The etcd-ts bin as a child process (test/support/etcdTs.ts): raft, WAL and lmdb, one member. */
+export const etcdTsTarget: DiffTarget = {
+  name: "etcd-ts",
+  async start() {
+    const member = await startEtcdTs({ name: MEMBER_NAME });
+    return {
+      endpoint: member.endpoint,
+      stop: async () => {
+        const code = await member.stop();
+        if (code !== 0) throw new Error(`etcd-ts exited with ${code} on SIGTERM:\n${member.stderr()}`);
+      },
+    };
+  },
+};
 
 /** The api layer over a bare store (test/api/storeServer.ts): no raft, no WAL. */
 export const storeDoubleTarget: DiffTarget = {
