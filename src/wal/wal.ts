@@ -1,4 +1,4 @@
-import { type FileHandle, mkdir, open, readdir, rename, rm, rmdir, unlink } from "node:fs/promises";
+import { type FileHandle, mkdir, open, readdir, rename, rm, rmdir } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import type { Worker } from "node:worker_threads";
 import { assert } from "../assert.js";
@@ -181,7 +181,10 @@ async function fsyncDirectory(path: string): Promise<void> {
 
 /**
  * Cuts the torn tail found by the reader: zeros everything after the last valid record that is not
- * zero already, and syncs, so that later appends never sit in front of stale half-records.
+ * zero already, so that later appends never sit in front of stale half-records. Then syncs the tail
+ * segment and the directory, whether or not anything was cut: a process killed between a write and
+ * its fdatasync (or between a segment's rename and the directory fsync) leaves records that this open
+ * reads from the page cache and hands to raft as persisted, so they must be made durable before that.
  */
 async function repairTail(dir: string, read: WalReadResult, logger: WalLogger): Promise<void> {
   const { tail, torn } = read;
@@ -197,14 +200,14 @@ async function repairTail(dir: string, read: WalReadResult, logger: WalLogger): 
       "wal: zeroed leftovers of an unfinished write after the last record",
     );
   }
-  if (discardedBytes <= 0) return;
   const handle = await open(join(dir, tail.segment.name), "r+");
   try {
-    await writeZeros(handle, tail.endOffsetBytes, tail.lastNonZeroEnd);
+    if (discardedBytes > 0) await writeZeros(handle, tail.endOffsetBytes, tail.lastNonZeroEnd);
     await handle.datasync();
   } finally {
     await handle.close();
   }
+  await fsyncDirectory(dir);
 }
 
 /**
@@ -691,7 +694,8 @@ export class Wal {
     );
     for (let i = 0; i < count; i++) {
       const name = segments[i]!.name;
-      await unlink(join(this.dir, name));
+      // force: a concurrent releaseTo may have removed it already.
+      await rm(join(this.dir, name), { force: true });
       this.settings.logger.info({ name, releasedTo: index }, "wal: purged a released segment");
     }
     return count;

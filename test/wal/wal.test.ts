@@ -303,6 +303,27 @@ describe("Wal", () => {
     });
   });
 
+  it("streams one append larger than the whole ring through it", async () => {
+    await withTempDir(async (base) => {
+      const dir = join(base, "wal");
+      const opts = options({
+        ringCapacityBytes: 64 * 1024,
+        maxRecordBytes: 16 * 1024,
+        segmentSizeBytes: 256 * 1024,
+      });
+      const wal = await Wal.create(dir, METADATA, opts);
+      const huge = makeEntries(1, 200, 1, 8 * 1024);
+      const after = makeEntries(201, 210, 1, 100);
+      await Promise.all([wal.append({ term: 1, vote: 2n, commit: 0 }, huge), wal.append(null, after)]);
+      await wal.close();
+      const opened = await Wal.open(dir, {}, opts);
+      assert.deepEqual(opened.entries, [...huge, ...after]);
+      assert.deepEqual(opened.hardState, { term: 1, vote: 2n, commit: 0 });
+      await opened.wal.close();
+      assert.deepEqual(opts.fatals, []);
+    });
+  });
+
   it("refuses an oversized record before writing anything and stays usable", async () => {
     await withTempDir(async (base) => {
       const dir = join(base, "wal");
