@@ -131,6 +131,20 @@ export class Network {
     }
   }
 
+  /**
+   * A cluster bootstrapped the way a new etcd cluster is: every member starts from an empty storage with
+   * AddNode entries for the initial members, so nodes added later can learn the configuration from the log.
+   */
+  static bootstrapped(members: readonly bigint[], opts: NodeOptions = {}): Network {
+    const net = new Network([], opts);
+    for (const id of members) {
+      const node = net.add(id, new MemoryStorage(), opts);
+      node.rn.bootstrap(members.map((m) => ({ id: m })));
+    }
+    net.stabilize();
+    return net;
+  }
+
   add(id: bigint, storage: MemoryStorage, opts: NodeOptions = {}): TestNode {
     const node = new TestNode(id, storage, new RawNode(configFor(id, storage, opts)));
     this.nodes.set(id, node);
