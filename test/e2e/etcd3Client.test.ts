@@ -93,7 +93,10 @@ for (const target of [etcdTsTarget, realEtcdTarget] satisfies DiffTarget[]) {
       await Promise.all(keys.map((key, i) => client.put(key).value(String(i))));
       const all = await client.getAll().prefix("c/").strings();
       assert.equal(Object.keys(all).length, keys.length);
-      keys.forEach((key, i) => assert.equal(all[key], String(i)));
+      assert.deepEqual(
+        keys.map((key) => all[key]),
+        keys.map((_key, i) => String(i)),
+      );
       const revisions = await Promise.all(keys.slice(0, 50).map((key) => client.put(key).value("x")));
       const seen = new Set(revisions.map((r) => r.header.revision));
       // Every acknowledged write got its own revision.
