@@ -43,7 +43,7 @@ const PREALLOCATE_CHUNK_BYTES = 1 << 20;
  * write+fdatasync/s into a zero-filled file against ~4.7k/s into a growing or sparse one.
  */
 async function preallocateZeros(path: string, sizeBytes: number): Promise<void> {
-  const handle = await open(path, "w");
+  const handle = await open(path, "w", 0o600);
   try {
     const zeros = new Uint8Array(Math.min(PREALLOCATE_CHUNK_BYTES, Math.max(sizeBytes, 1)));
     let written = 0;
@@ -85,6 +85,9 @@ export interface WalFaults {
   eioOnFdatasyncAt?: number;
   /** The nth writev ends the worker thread abruptly, as a crash of the worker would. */
   exitWorkerAt?: number;
+  /** The nth fdatasync takes this much longer (a slow disk), for the slow-fsync warning. */
+  slowFdatasyncAt?: number;
+  slowFdatasyncMs?: number;
 }
 
 /**
@@ -93,6 +96,11 @@ export interface WalFaults {
  * detection assumes.
  */
 const FAULT_ALIGN_BYTES = 512;
+
+/** Blocks the (writer) thread, as a slow disk would. */
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
 
 function errnoError(code: string, syscall: string): NodeJS.ErrnoException {
   const err: NodeJS.ErrnoException = new Error(`${code}: injected fault, ${syscall}`);
@@ -142,6 +150,7 @@ export function faultyWalFs(inner: WalFs, faults: WalFaults, exitWorker: () => n
       datasyncs++;
       if (datasyncs === faults.eioOnFdatasyncAt) throw errnoError("EIO", "fdatasync");
       inner.fdatasync(fd);
+      if (datasyncs === faults.slowFdatasyncAt) sleepSync(faults.slowFdatasyncMs ?? 0);
     },
   };
 }

@@ -26,6 +26,7 @@ export interface WalWorkerData {
   segmentSizeBytes: number;
   preallocate: boolean;
   batchFramesMax: number;
+  slowFsyncWarnMs: number;
   faults: WalFaults | null;
 }
 

@@ -26,8 +26,6 @@ import {
 import { segmentName, TEMP_SUFFIX } from "./segments.js";
 import type { WalHardState } from "./types.js";
 
-/** An fdatasync slower than this is logged as a warning, as etcd's warnSyncDuration. */
-export const SLOW_FSYNC_WARN_MS = 1000;
 /** How long the idle writer sleeps between checks of the ring's closed flag. */
 const IDLE_WAIT_MS = 500;
 /** Name of the segment being preallocated for the next cut (etcd's file pipeline). */
@@ -129,7 +127,9 @@ export class WalWriter {
       this.fs.close(this.dirFd);
     } catch (err) {
       const failure =
-        err instanceof WriterFailure ? err : new WriterFailure("write", errnoOf(err), (err as Error).message);
+        err instanceof WriterFailure
+          ? err
+          : new WriterFailure("writer", errnoOf(err), (err as Error).message);
       this.post({ kind: "fatal", msg: failure.message, errno: failure.errno, op: failure.op });
     }
   }
@@ -237,12 +237,12 @@ export class WalWriter {
     }
     const tookMs = performance.now() - startMs;
     this.recordFsync(tookMs / 1000);
-    if (tookMs > SLOW_FSYNC_WARN_MS) {
+    if (tookMs > this.data.slowFsyncWarnMs) {
       this.post({
         kind: "log",
         level: "warn",
-        msg: "slow fdatasync",
-        fields: { tookMs: Math.round(tookMs), expectedMs: SLOW_FSYNC_WARN_MS },
+        msg: `slow ${op}`,
+        fields: { tookMs: Math.round(tookMs), expectedMs: this.data.slowFsyncWarnMs },
       });
     }
   }

@@ -71,6 +71,30 @@ describe("WAL fault injection", () => {
     });
   }
 
+  it("logs a warning for a slow fdatasync and carries on", async () => {
+    await withTempDir(async (base) => {
+      const dir = join(base, "wal");
+      const logger = recordingLogger();
+      const opts: WalOptions = { segmentSizeBytes: 1 << 20, logger, slowFsyncWarnMs: 250 };
+      await (await Wal.create(dir, METADATA, opts)).close();
+      const { wal } = await Wal.open(
+        dir,
+        {},
+        { ...opts, faults: { slowFdatasyncAt: 2, slowFdatasyncMs: 300 } },
+      );
+      for (let i = 1; i <= 3; i++) await wal.append(null, [makeEntry(i)]);
+      await wal.close();
+      // At least the injected one (a loaded machine may add a genuinely slow one).
+      const slow = logger.lines.filter((l) => l.msg === "slow fdatasync" && Number(l.fields.tookMs) >= 300);
+      assert.ok(slow.length >= 1);
+      assert.equal(slow[0]!.level, "warn");
+      assert.equal(slow[0]!.fields.expectedMs, 250);
+      const reopened = await Wal.open(dir, {}, opts);
+      assert.deepEqual(reopened.entries, makeEntries(1, 3));
+      await reopened.wal.close();
+    });
+  });
+
   it("by default logs one fatal JSON line on stderr and exits the process with code 1", async () => {
     await withTempDir(async (base) => {
       const dir = join(base, "wal");
