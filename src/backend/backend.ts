@@ -11,8 +11,8 @@
  *   "read your writes", like etcd's txReadBuffer. They are synchronous and consistent for the duration of
  *   one call (a range visits one point-in-time view).
  * - Bytes handed to `put` are owned by the backend from then on (the caller must not change them). Bytes
- *   returned by `get` and passed to `range` visitors are valid only until the next backend call: copy what
- *   you keep.
+ *   returned by `get` and passed to `range` visitors are never changed by the backend and may be kept; they
+ *   may be shared with the backend, so the caller must not change them either.
  * - `forceCommit()` resolves once every sealed unit so far is durable on disk.
  * - A failed commit is fatal: the implementation ends the process (or calls its `onFatal`), it never goes
  *   on with a backend that lost writes.

@@ -4,9 +4,17 @@
  * in-memory indexes key their maps by these strings instead of by Uint8Array.
  */
 
+/**
+ * Node's native latin1 decoder, called on any Uint8Array: building a Buffer view first to call
+ * `toString("latin1")` costs more than the decoding for short keys (measured ~0.4 µs against ~0.1 µs).
+ */
+const latin1Slice = (
+  Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, start: number, end: number): string }
+).latin1Slice;
+
 /** The latin1 string of `bytes` (a copy; `bytes` may be reused afterwards). */
 export function bytesToLatin1(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1");
+  return latin1Slice.call(bytes, 0, bytes.length);
 }
 
 /** The bytes of a latin1 string, in a new buffer the caller owns. */

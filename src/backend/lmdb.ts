@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { open as openFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Worker } from "node:worker_threads";
@@ -102,9 +102,12 @@ export class LmdbBackend implements Backend {
   /** True while the environment is being swapped (defragment): nothing may read or write. */
   private swapping = false;
   defragmenting = false;
+  /** Time the main thread spent blocked on a full ring (back-pressure), for benchmarks and metrics. */
+  fullRingWaitMs = 0;
   consistentIndex: number;
   term: number;
   private readonly seqBytes = new Uint8Array(SEAL_BYTES);
+  private readonly sealView = new DataView(this.seqBytes.buffer);
 
   constructor(private readonly options: LmdbBackendOptions) {
     this.mapSizeBytes = options.mapSizeBytes ?? DEFAULT_MAP_SIZE_BYTES;
@@ -133,7 +136,7 @@ export class LmdbBackend implements Backend {
     this.committedSeq = new SharedIndex();
     this.committedIndex = new SharedIndex();
     // Sequence numbers restart with each writer: nothing is buffered when a writer starts.
-    assert(this.buffer.size === 0 && this.buffer.pendingUnits === 0, "no buffered writes at writer start");
+    assert(this.buffer.pendingEntries === 0, "no buffered writes at writer start");
     this.buffer = new WriteBuffer(TABLES.length);
     this.trimmedSeq = 0;
     this.lastSealedSeq = 0;
@@ -217,10 +220,13 @@ export class LmdbBackend implements Backend {
       const entry = this.buffer.lookup(tableId, bytesToLatin1(key));
       if (entry !== undefined) return entry.value ?? undefined;
     }
-    // getBinaryFast returns lmdb-js's shared read buffer with an own `length` property set to the value's
-    // size; a real view of that many bytes is what every consumer (DataView, subarray, Buffer.from) expects.
+    // A copy the caller may keep: getBinaryFast returns lmdb-js's reused read buffer (with an own `length`
+    // property set to the value's size), copied here into a pooled Buffer (cheaper than getBinary's copy).
     const shared = this.table(table).getBinaryFast(key);
-    return shared === undefined ? undefined : shared.subarray(0, shared.length);
+    if (shared === undefined) return undefined;
+    const copy = Buffer.allocUnsafe(shared.length);
+    copy.set(shared.subarray(0, shared.length));
+    return copy;
   }
 
   range(table: TableName, start: Uint8Array, end: Uint8Array | null, visit: RangeVisitor, limit = 0): void {
@@ -262,8 +268,12 @@ export class LmdbBackend implements Backend {
     const tableId = TABLE_ID[table];
     this.buffer.write(tableId, bytesToLatin1(key), key, value);
     const frame = this.reserve(FrameOp.PUT, PUT_HEADER_BYTES + key.length + value.length);
+    const keyLength = key.length;
     frame[0] = tableId;
-    new DataView(frame.buffer, frame.byteOffset, PUT_HEADER_BYTES).setUint32(1, key.length, true);
+    frame[1] = keyLength & 0xff;
+    frame[2] = (keyLength >>> 8) & 0xff;
+    frame[3] = (keyLength >>> 16) & 0xff;
+    frame[4] = keyLength >>> 24;
     frame.set(key, PUT_HEADER_BYTES);
     frame.set(value, PUT_HEADER_BYTES + key.length);
     this.producer.commit();
@@ -284,7 +294,7 @@ export class LmdbBackend implements Backend {
     assert(Number.isSafeInteger(index) && index >= this.consistentIndex, "consistent index never goes back");
     assert(Number.isSafeInteger(term) && term >= 0, "term is a safe non-negative integer");
     const seq = this.buffer.seal();
-    const view = new DataView(this.seqBytes.buffer);
+    const view = this.sealView;
     view.setFloat64(0, seq, true);
     view.setFloat64(8, index, true);
     view.setFloat64(16, term, true);
@@ -313,7 +323,9 @@ export class LmdbBackend implements Backend {
       const frame = this.producer.tryReserve(op, length);
       if (frame !== null) return frame;
       this.producer.publish();
+      const waitStarted = performance.now();
       Atomics.wait(this.control, Control.RELEASES, releases, FULL_RING_WAIT_MS);
+      this.fullRingWaitMs += performance.now() - waitStarted;
       this.checkAlive();
     }
   }
@@ -460,7 +472,7 @@ export class LmdbBackend implements Backend {
 
   /** For tests: how many writes wait in the buffer for the writer's commit. */
   get bufferedEntries(): number {
-    return this.buffer.size;
+    return this.buffer.pendingEntries;
   }
 }
 
@@ -478,9 +490,4 @@ interface LmdbStats extends LmdbTreeStats {
 
 function pagesOf(stats: LmdbTreeStats): number {
   return stats.treeBranchPageCount + stats.treeLeafPageCount + stats.overflowPages;
-}
-
-/** True when `dir` holds an lmdb environment created before. */
-export function lmdbBackendExists(dir: string): boolean {
-  return existsSync(join(dir, DATA_FILE));
 }

@@ -1,20 +1,26 @@
 import { assert } from "../assert.js";
-import { SortedStringMap } from "./sortedStringMap.js";
 
 /**
  * Writes handed to the backend but not yet committed by the writer thread (etcd's txReadBuffer idea).
  *
  * Readers on the main thread consult it before lmdb, so a write is visible the moment it is applied. Each
  * entry belongs to a unit (the writes between two seals); when the writer reports unit `seq` committed,
- * `trim(seq)` drops the entries of units up to `seq` unless a later unit overwrote them. The caller must
+ * `trim(seq)` drops the entries of units up to `seq` unless a later write replaced them. The caller must
  * make lmdb's next read see that commit (a fresh read transaction) in the same synchronous step, so the
  * merged view (buffer over lmdb) never changes under a reader.
+ *
+ * Layout: per table a hash map from key (latin1 string) to its newest entry, for point reads, and one FIFO
+ * of all entries in write order, for trimming. A range scan filters and sorts the table's map: the buffer
+ * holds one writer batch or so (100 ms of writes), and scans of it (history for watchers, hashes) are rare
+ * next to point reads and writes, which stay O(1).
  *
  * Bound: the buffer holds at most what the writer has not committed yet, which the ring capacity and the
  * writer's batch limits bound; it is not a queue of its own.
  */
 
 export interface BufferEntry {
+  readonly table: number;
+  readonly key: string;
   /** The key's bytes (owned by the backend once written). */
   readonly keyBytes: Uint8Array;
   /** The value, or null for a delete that must hide the committed value. */
@@ -23,100 +29,90 @@ export interface BufferEntry {
   readonly seq: number;
 }
 
-interface Unit {
-  seq: number;
-  tables: number[];
-  keys: string[];
-}
+/** The FIFO is compacted once this many trimmed entries sit at its head (and they are most of it). */
+const FIFO_COMPACT_AFTER_ENTRIES = 4096;
 
 export class WriteBuffer {
-  private readonly tables: SortedStringMap<BufferEntry>[];
-  /** Sealed units not yet trimmed, oldest first. */
-  private readonly units: Unit[] = [];
-  private unitHead = 0;
-  private open: Unit;
-  private entryCount = 0;
+  private readonly tables: Map<string, BufferEntry>[];
+  /** Every entry in write order; [head, length) are not trimmed yet. */
+  private fifo: BufferEntry[] = [];
+  private head = 0;
+  private openSeqValue: number;
 
   constructor(
     tableCount: number,
     /** The last unit sequence already committed (units continue from the next one). */
     lastSeq = 0,
   ) {
-    this.tables = Array.from({ length: tableCount }, () => new SortedStringMap<BufferEntry>());
-    this.open = { seq: lastSeq + 1, tables: [], keys: [] };
+    this.tables = Array.from({ length: tableCount }, () => new Map<string, BufferEntry>());
+    this.openSeqValue = lastSeq + 1;
   }
 
   /** The sequence number the next seal will get. */
   get openSeq(): number {
-    return this.open.seq;
+    return this.openSeqValue;
   }
 
-  /** Entries held across all tables. */
+  /** Distinct keys held across all tables. */
   get size(): number {
-    return this.entryCount;
+    let n = 0;
+    for (const map of this.tables) n += map.size;
+    return n;
   }
 
   /** True when `table` holds no buffered entry (lets readers skip building the key string). */
   isEmpty(table: number): boolean {
-    return (this.tables[table] as SortedStringMap<BufferEntry>).size === 0;
+    return (this.tables[table] as Map<string, BufferEntry>).size === 0;
   }
 
   write(table: number, key: string, keyBytes: Uint8Array, value: Uint8Array | null): void {
-    const map = this.tables[table] as SortedStringMap<BufferEntry>;
-    if (map.set(key, { keyBytes, value, seq: this.open.seq })) this.entryCount++;
-    this.open.tables.push(table);
-    this.open.keys.push(key);
+    const entry: BufferEntry = { table, key, keyBytes, value, seq: this.openSeqValue };
+    (this.tables[table] as Map<string, BufferEntry>).set(key, entry);
+    this.fifo.push(entry);
   }
 
   lookup(table: number, key: string): BufferEntry | undefined {
-    return (this.tables[table] as SortedStringMap<BufferEntry>).get(key);
+    return (this.tables[table] as Map<string, BufferEntry>).get(key);
   }
 
-  /** Entries with start <= key < end, ascending (end null: unbounded), deletes included. */
+  /** Entries with start <= key < end in ascending key order (end null: unbounded), deletes included. */
   collectRange(table: number, start: string, end: string | null): BufferEntry[] {
     const out: BufferEntry[] = [];
-    (this.tables[table] as SortedStringMap<BufferEntry>).forEachInRange(start, end, (_key, entry) => {
-      out.push(entry);
-      return true;
-    });
-    return out;
+    for (const entry of (this.tables[table] as Map<string, BufferEntry>).values()) {
+      if (entry.key >= start && (end === null || entry.key < end)) out.push(entry);
+    }
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
   /** Ends the open unit and returns its sequence number. */
   seal(): number {
-    const unit = this.open;
-    this.units.push(unit);
-    this.open = { seq: unit.seq + 1, tables: [], keys: [] };
-    return unit.seq;
+    return this.openSeqValue++;
   }
 
-  /** Drops what units up to `committedSeq` wrote, unless a later unit wrote the same key again. */
+  /** Drops what units up to `committedSeq` wrote, unless a later write replaced it. */
   trim(committedSeq: number): void {
-    assert(committedSeq < this.open.seq, "the writer cannot commit a unit that is not sealed");
-    while (this.unitHead < this.units.length) {
-      const unit = this.units[this.unitHead] as Unit;
-      if (unit.seq > committedSeq) break;
-      for (let i = 0; i < unit.keys.length; i++) {
-        const map = this.tables[unit.tables[i] as number] as SortedStringMap<BufferEntry>;
-        const key = unit.keys[i] as string;
-        const entry = map.get(key);
-        if (entry !== undefined && entry.seq === unit.seq) {
-          map.delete(key);
-          this.entryCount--;
-        }
-      }
-      this.units[this.unitHead] = undefined as unknown as Unit;
-      this.unitHead++;
+    assert(committedSeq < this.openSeqValue, "the writer cannot commit a unit that is not sealed");
+    const fifo = this.fifo;
+    let head = this.head;
+    while (head < fifo.length) {
+      const entry = fifo[head] as BufferEntry;
+      if (entry.seq > committedSeq) break;
+      const map = this.tables[entry.table] as Map<string, BufferEntry>;
+      if (map.get(entry.key) === entry) map.delete(entry.key);
+      head++;
     }
-    // Compact the FIFO once its dead head dominates, so it never grows without bound.
-    if (this.unitHead > 1024 && this.unitHead * 2 > this.units.length) {
-      this.units.splice(0, this.unitHead);
-      this.unitHead = 0;
+    if (head === fifo.length) {
+      this.fifo = [];
+      head = 0;
+    } else if (head > FIFO_COMPACT_AFTER_ENTRIES && head * 2 > fifo.length) {
+      this.fifo = fifo.slice(head);
+      head = 0;
     }
+    this.head = head;
   }
 
-  /** Sealed units not trimmed yet. */
-  get pendingUnits(): number {
-    return this.units.length - this.unitHead;
+  /** Entries written and not trimmed yet (a key written twice counts twice). */
+  get pendingEntries(): number {
+    return this.fifo.length - this.head;
   }
 }

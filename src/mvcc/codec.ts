@@ -50,6 +50,28 @@ function getUint53(bytes: Uint8Array, offset: number): number {
   return high * TWO_32 + getUint32(bytes, offset + 4);
 }
 
+/**
+ * Records and revision keys are carved from 64 KiB slabs instead of one allocation each: a put allocates
+ * both, and a buffer allocation each (with V8's external-memory accounting) cost more than the encoding.
+ * A slab lives while any record or view into it does; records leave the backend's write buffer in
+ * write order, so slabs are freed in order too. Views handed to readers can pin a slab (at most 64 KiB
+ * per retained record).
+ */
+const SLAB_BYTES = 64 * 1024;
+let slab = new Uint8Array(SLAB_BYTES);
+let slabOffset = 0;
+
+function allocRecord(length: number): Uint8Array {
+  if (length > SLAB_BYTES / 8) return new Uint8Array(length);
+  if (slabOffset + length > SLAB_BYTES) {
+    slab = new Uint8Array(SLAB_BYTES);
+    slabOffset = 0;
+  }
+  const out = slab.subarray(slabOffset, slabOffset + length);
+  slabOffset = (slabOffset + length + 7) & ~7;
+  return out;
+}
+
 /** Writes the 16-byte key of revision (main, sub) into `out` (which may be reused). */
 export function writeRevisionKey(out: Uint8Array, main: number, sub: number): Uint8Array {
   putUint53(out, 0, main);
@@ -57,8 +79,9 @@ export function writeRevisionKey(out: Uint8Array, main: number, sub: number): Ui
   return out;
 }
 
+/** A new revision key (from the record slab: a standalone 16-byte Uint8Array costs ~200 B of heap). */
 export function revisionKey(main: number, sub: number): Uint8Array {
-  return writeRevisionKey(new Uint8Array(REVISION_KEY_BYTES), main, sub);
+  return writeRevisionKey(allocRecord(REVISION_KEY_BYTES), main, sub);
 }
 
 export function revisionMain(key: Uint8Array): number {
@@ -77,7 +100,7 @@ export function encodeRecord(
   version: number,
   lease: bigint,
 ): Uint8Array {
-  const out = Buffer.allocUnsafe(RECORD_HEADER_BYTES + key.length + value.length);
+  const out = allocRecord(RECORD_HEADER_BYTES + key.length + value.length);
   out[0] = 0;
   putUint53(out, 1, createRevision);
   putUint53(out, 9, version);
@@ -95,7 +118,8 @@ export function encodeRecord(
 }
 
 export function encodeTombstone(key: Uint8Array): Uint8Array {
-  const out = Buffer.alloc(RECORD_HEADER_BYTES + key.length);
+  const out = allocRecord(RECORD_HEADER_BYTES + key.length);
+  out.fill(0, 0, RECORD_HEADER_BYTES);
   out[0] = FLAG_TOMBSTONE;
   putUint32(out, 25, key.length);
   out.set(key, RECORD_HEADER_BYTES);
@@ -135,28 +159,18 @@ export function recordLease(record: Uint8Array): bigint {
 const EMPTY = new Uint8Array(0);
 
 /**
- * A copy of bytes [start, end) of `source`. Not `Buffer#slice`, which returns a view: records read from
- * lmdb live in a buffer lmdb-js reuses for the next read.
- */
-export function copyBytes(source: Uint8Array, start: number, end: number): Uint8Array {
-  const out = Buffer.allocUnsafe(end - start);
-  out.set(source.subarray(start, end));
-  return out;
-}
-
-/**
- * Decodes a record into a KeyValue whose key and value are fresh copies (records read from the backend are
- * only valid until its next call). `keysOnly` skips copying the value.
+ * Decodes a record into a KeyValue whose key and value are views of the record (records the backend
+ * returns are immutable and may be kept, so no copy is needed). `keysOnly` leaves the value empty.
  */
 export function decodeRecord(record: Uint8Array, modRevision: number, keysOnly = false): KeyValue {
   const keyLength = recordKeyLength(record);
   const valueStart = RECORD_HEADER_BYTES + keyLength;
   return {
-    key: copyBytes(record, RECORD_HEADER_BYTES, valueStart),
+    key: record.subarray(RECORD_HEADER_BYTES, valueStart),
     createRevision: getUint53(record, 1),
     modRevision,
     version: getUint53(record, 9),
-    value: keysOnly || valueStart === record.length ? EMPTY : copyBytes(record, valueStart, record.length),
+    value: keysOnly || valueStart === record.length ? EMPTY : record.subarray(valueStart),
     lease: recordLease(record),
   };
 }

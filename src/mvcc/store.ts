@@ -1,6 +1,6 @@
 import { assert } from "../assert.js";
 import { type Backend, MetaKeys } from "../backend/backend.js";
-import { latin1ToBytes, readUint53, writeUint53 } from "../backend/bytes.js";
+import { bytesToLatin1, latin1ToBytes, readUint53, writeUint53 } from "../backend/bytes.js";
 import { hashBackend } from "../backend/hash.js";
 import { SortedStringMap } from "../backend/sortedStringMap.js";
 import { EtcdError } from "../errors.js";
@@ -65,6 +65,11 @@ export interface MvccStoreOptions {
    * loop (etcd's --experimental-compaction-batch-limit, default 1000).
    */
   compactionBatchLimit?: number;
+  /**
+   * Whether write events carry the key's previous KeyValue (one extra read and decode per changed key).
+   * Default true; a server without prev_kv watchers may turn it off.
+   */
+  eventsWithPrevKv?: boolean;
 }
 
 /** Index compaction visits at most this many keys per slice, even when it removes nothing. */
@@ -90,6 +95,7 @@ export class MvccStore {
   readonly backend: Backend;
   private leases: LeaseLookup;
   private readonly compactionBatchLimit: number;
+  readonly eventsWithPrevKv: boolean;
   /** key (latin1) -> its history. */
   readonly index = new SortedStringMap<KeyIndex>();
   private currentRev = 1;
@@ -103,6 +109,7 @@ export class MvccStore {
     this.backend = options.backend;
     this.leases = options.leases ?? noLeases;
     this.compactionBatchLimit = options.compactionBatchLimit ?? 1000;
+    this.eventsWithPrevKv = options.eventsWithPrevKv ?? true;
     assert(this.compactionBatchLimit > 0, "compaction batch limit is positive");
   }
 
@@ -166,7 +173,7 @@ export class MvccStore {
       const main = revisionMain(revKey);
       const sub = revisionSub(revKey);
       const key = recordKeyView(record);
-      const keyString = Buffer.from(key.buffer, key.byteOffset, key.length).toString("latin1");
+      const keyString = bytesToLatin1(key);
       const ki = this.index.get(keyString);
       if (ki !== undefined) {
         if (isTombstone(record)) {
@@ -459,7 +466,7 @@ export class MvccStore {
         const main = revisionMain(revKey);
         if (main <= compactRevision) {
           const key = recordKeyView(record);
-          const ki = this.index.get(Buffer.from(key.buffer, key.byteOffset, key.length).toString("latin1"));
+          const ki = this.index.get(bytesToLatin1(key));
           if (ki === undefined || !ki.kept(atRev)) return true;
           if (found.main !== main || found.sub !== revisionSub(revKey)) return true;
         }
@@ -555,7 +562,7 @@ export class WriteTxn {
 
   /** The key's state before the txn (for events' prevKv, as etcd's watch reads at revision - 1). */
   private stateBefore(ki: KeyIndex | undefined): KeyValue | undefined {
-    if (ki === undefined || !ki.get(this.beginRev)) return undefined;
+    if (!this.store.eventsWithPrevKv || ki === undefined || !ki.get(this.beginRev)) return undefined;
     return this.store.readKeyValue(found.main, found.sub);
   }
 
@@ -563,7 +570,7 @@ export class WriteTxn {
     assert(!this.ended, "the txn is open");
     const store = this.store;
     const rev = this.beginRev + 1;
-    const keyString = Buffer.from(key.buffer, key.byteOffset, key.length).toString("latin1");
+    const keyString = bytesToLatin1(key);
     let ki = store.index.get(keyString);
     let createRevision = rev;
     let version = 1;

@@ -7,9 +7,10 @@
  * because no stored revision or version can reach 2^53. Lease ids are int64 on the wire and often above
  * 2^53: they are bigint, 0n meaning "no lease".
  *
- * Bytes: keys and values are Uint8Array. Arrays returned by the store are fresh copies the caller may keep;
- * arrays passed in requests are not kept by reference after the call returns, except a put's key and
- * value, which the store owns from then on (the caller must not change them).
+ * Bytes: keys and values are Uint8Array, read-only on both sides. Arrays the store returns (in responses
+ * and events) may be views shared with the store and with other callers: keep them as long as you like,
+ * never write to them. A put's key and value, and a compare's or range's key, are owned by the store once
+ * passed (a put's arrays end up in events and in the write buffer).
  */
 
 export interface KeyValue {

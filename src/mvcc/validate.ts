@@ -1,4 +1,4 @@
-import { compareBytes } from "../backend/bytes.js";
+import { bytesToLatin1, compareBytes } from "../backend/bytes.js";
 import { EtcdError } from "../errors.js";
 import type { DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest } from "./types.js";
 
@@ -89,7 +89,7 @@ function checkIntervals(ops: RequestOp[]): { puts: Set<string>; dels: Interval[]
     dels.push({ start: del.key, end: rangeEnd.length !== 0 ? rangeEnd : pointEnd(del.key) });
   }
   const puts = new Set<string>();
-  const keyOf = (key: Uint8Array) => Buffer.from(key.buffer, key.byteOffset, key.length).toString("latin1");
+  const keyOf = (key: Uint8Array) => bytesToLatin1(key);
   for (const op of ops) {
     const txn = op.requestTxn;
     if (txn === undefined) continue;

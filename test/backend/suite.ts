@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import type { Backend, TableName } from "../../src/backend/backend.js";
+import { hashBackend } from "../../src/backend/hash.js";
 
 export interface BackendFactory {
   name: string;
@@ -156,6 +157,22 @@ export function backendSuite(factory: BackendFactory): void {
         });
       });
     }
+
+    it("hashes contents, not the consistent index or term", async () => {
+      await withBackend(async (backend) => {
+        backend.put("key", b("a"), b("1"));
+        backend.put("lease", b("\0"), b("2"));
+        backend.seal(1, 1);
+        const before = hashBackend(backend);
+        backend.seal(9, 4);
+        await backend.forceCommit();
+        assert.equal(hashBackend(backend), before);
+        backend.put("alarm", b("x"), b(""));
+        backend.seal(10, 4);
+        assert.notEqual(hashBackend(backend), before);
+        return undefined;
+      });
+    });
 
     it("reports a size and a size in use no larger than it", async () => {
       await withBackend(async (backend) => {
