@@ -100,6 +100,11 @@ export interface FunctionCost {
   selfMs: number;
   /** Share of the thread's busy (non-idle) time, 0..100. */
   percent: number;
+  /**
+   * For code outside the project (Node, grpc-js, natives): the project function ("name location")
+   * under which most of its time was spent, e.g. the caller that made `statSync` hot; else null.
+   */
+  via: string | null;
 }
 
 export interface CategoryCost {
@@ -184,10 +189,18 @@ export function shortLocation(frame: CallFrame, repoRoot: string): string {
 
 interface ResolvedNode {
   category: ProfileCategory | "idle";
-  /** The function a sample here is charged to: `id` itself, or the JS caller of a url-less native. */
+  /** Identifies the function (name and location) across the call tree's many nodes for it. */
   key: string;
   functionName: string;
   location: string;
+  isProject: boolean;
+  /** For a frame outside our code: the nearest caller in our code ("name location"), or null. */
+  projectCaller: string | null;
+}
+
+/** Whether a frame is the project's own code (src/, bench/, native-free/), not a dependency or Node. */
+function isProjectUrl(url: string, repoRoot: string): boolean {
+  return url.includes(repoRoot) && !url.includes("/node_modules/");
 }
 
 /**
@@ -211,24 +224,31 @@ function resolveNodes(profile: CpuProfile, repoRoot: string): Map<number, Resolv
     let result: ResolvedNode;
     const location = shortLocation(frame, repoRoot);
     const name = frame.functionName || "(anonymous)";
+    const pseudo = { key: name, functionName: name, location: "", isProject: false, projectCaller: null };
     if (frame.functionName === idleFunction) {
-      result = { category: "idle", key: name, functionName: name, location: "" };
+      result = { category: "idle", ...pseudo };
     } else if (frame.functionName === gcFunction) {
-      result = { category: "GC", key: name, functionName: name, location: "" };
+      result = { category: "GC", ...pseudo };
     } else if (frame.functionName === programFunction || frame.functionName === rootFunction) {
-      result = { category: "V8 (program)", key: name, functionName: name, location: "" };
+      result = { category: "V8 (program)", ...pseudo };
     } else {
       const own = categoryOfUrl(frame.url);
       let category: ProfileCategory = own ?? "other";
-      if (own === null) {
-        // A native (no url): charge its time to the category of the nearest caller with a url.
-        const parent = parentOf.get(id);
-        if (parent !== undefined) {
-          const parentCategory = resolve(parent).category;
-          if (parentCategory !== "idle") category = parentCategory;
-        }
-      }
-      result = { category, key: `${name} ${location}`, functionName: name, location };
+      const parentId = parentOf.get(id);
+      const parent = parentId === undefined ? null : resolve(parentId);
+      // A native (no url): charge its time to the category of the nearest caller with a url.
+      if (own === null && parent !== null && parent.category !== "idle") category = parent.category;
+      const isProject = isProjectUrl(frame.url, repoRoot);
+      const projectCaller =
+        isProject || parent === null ? null : parent.isProject ? parent.key : parent.projectCaller;
+      result = {
+        category,
+        key: `${name} ${location}`,
+        functionName: name,
+        location,
+        isProject,
+        projectCaller,
+      };
     }
     resolved.set(id, result);
     return result;
@@ -246,6 +266,19 @@ function resolveNodes(profile: CpuProfile, repoRoot: string): Map<number, Resolv
   return resolved;
 }
 
+/** The key with the largest value, or null for an empty map. */
+function mostOf(usByKey: ReadonlyMap<string, number>): string | null {
+  let best: string | null = null;
+  let bestUs = -1;
+  for (const [key, us] of usByKey) {
+    if (us > bestUs) {
+      best = key;
+      bestUs = us;
+    }
+  }
+  return best;
+}
+
 /**
  * Self time by category (and each category's top functions) for the samples inside `window`.
  * Percentages are of the busy time: samples in "(idle)" are the event loop waiting, not CPU.
@@ -257,7 +290,7 @@ export function summarizeCpuProfile(
   const resolved = resolveNodes(profile, options.repoRoot);
   const startUs = options.window.startUs ?? Number.NEGATIVE_INFINITY;
   const endUs = options.window.endUs ?? Number.POSITIVE_INFINITY;
-  const selfUsByKey = new Map<string, { node: ResolvedNode; us: number }>();
+  const selfUsByKey = new Map<string, { node: ResolvedNode; us: number; usByCaller: Map<string, number> }>();
   let sampledUs = 0;
   let idleUs = 0;
   let counted = 0;
@@ -277,14 +310,20 @@ export function summarizeCpuProfile(
       idleUs += durationUs;
       continue;
     }
-    const entry = selfUsByKey.get(node.key);
-    if (entry === undefined) selfUsByKey.set(node.key, { node, us: durationUs });
-    else entry.us += durationUs;
+    let entry = selfUsByKey.get(node.key);
+    if (entry === undefined) {
+      entry = { node, us: 0, usByCaller: new Map() };
+      selfUsByKey.set(node.key, entry);
+    }
+    entry.us += durationUs;
+    if (node.projectCaller !== null) {
+      entry.usByCaller.set(node.projectCaller, (entry.usByCaller.get(node.projectCaller) ?? 0) + durationUs);
+    }
   }
   const busyUs = sampledUs - idleUs;
   const percentOf = (us: number): number => (busyUs > 0 ? (100 * us) / busyUs : 0);
   const byCategory = new Map<ProfileCategory, { us: number; functions: FunctionCost[] }>();
-  for (const { node, us } of selfUsByKey.values()) {
+  for (const { node, us, usByCaller } of selfUsByKey.values()) {
     if (node.category === "idle") continue;
     let entry = byCategory.get(node.category);
     if (entry === undefined) {
@@ -297,6 +336,7 @@ export function summarizeCpuProfile(
       location: node.location,
       selfMs: us / 1000,
       percent: percentOf(us),
+      via: mostOf(usByCaller),
     });
   }
   const categories: CategoryCost[] = [];

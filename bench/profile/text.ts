@@ -26,7 +26,7 @@ export function categoryTable(
     ]);
     for (const fn of category.top) {
       if (fn.percent < functionPercentMin) continue;
-      const where = fn.location === "" ? "" : `  ${fn.location}`;
+      const where = `${fn.location === "" ? "" : `  ${fn.location}`}${fn.via === null ? "" : `  via ${fn.via}`}`;
       rows.push([
         `    ${fn.functionName}${where}`,
         fn.selfMs.toFixed(1),

@@ -198,10 +198,15 @@ function latencyChart(summary: BenchSummary): string {
   );
 }
 
+/** A last part-second shorter than this is not drawn (its completions still count in the totals). */
+export const partialSecondDrawnMin = 0.5;
+
 /**
  * Successes per second as steps, one per one-second bucket. The last bucket usually covers only
- * part of a second (the run ends at `statsSeconds`), so its count is divided by the part it covers;
- * plotted raw it would show a fall at the end that never happened.
+ * part of a second (the run ends at `statsSeconds`): plotted raw it shows a fall that never
+ * happened, and divided by a sliver of a second it shows a spike (the backlog drains faster once
+ * the generator stops sharing the CPU). So a part-second of at least `partialSecondDrawnMin` is
+ * drawn as a rate over the part it covers, and a shorter one is left out.
  */
 export function throughputSteps(
   entry: Pick<SeriesSummary, "throughputPerSecond" | "statsSeconds">,
@@ -209,9 +214,9 @@ export function throughputSteps(
   const points: Array<[number, number]> = [];
   entry.throughputPerSecond.forEach((count, second) => {
     const covered = Math.min(1, entry.statsSeconds - second);
-    const widthSeconds = covered > 0.05 ? covered : 1;
-    const rate = count / widthSeconds;
-    points.push([second, rate], [second + widthSeconds, rate]);
+    if (covered < partialSecondDrawnMin) return;
+    const rate = count / covered;
+    points.push([second, rate], [second + covered, rate]);
   });
   return points;
 }
@@ -233,7 +238,7 @@ function throughputChart(summary: BenchSummary): string {
   return lineChart(
     `Successful ${label} requests per second`,
     {
-      label: "seconds since the timed phase started",
+      label: `seconds since the timed phase started (a last part-second under ${partialSecondDrawnMin} s is not drawn)`,
       min: 0,
       max: xTicks[xTicks.length - 1]!.value,
       ticks: xTicks,
@@ -364,7 +369,7 @@ export function renderHtml(summary: BenchSummary): string {
 <title>etcd-ts bench: ${escapeHtml(workload.name)} ${escapeHtml(summary.startedAt)}</title>
 <style>
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; max-width: 1200px; }
-pre { background: #f6f6f6; padding: 8px 12px; overflow-x: auto; }
+pre { background: #f6f6f6; padding: 8px 12px; overflow-x: auto; font-size: 12px; }
 svg { display: block; margin: 12px 0; font: 12px system-ui, sans-serif; }
 svg .grid { stroke: #e4e4e4; }
 svg .frame { fill: none; stroke: #999; }

@@ -117,9 +117,13 @@ describe("HTML report", () => {
 
   it("labels both axes of both charts and says which transport ran", () => {
     const html = renderHtml(summaryOf([target("etcd", "etcd", [series("put")])]));
-    for (const label of ["percentile", "latency (ms)", "seconds since the timed phase started", "put/s"]) {
+    for (const label of ["percentile", "latency (ms)", "put/s"]) {
       assert.ok(html.includes(`>${label}</text>`), label);
     }
+    assert.match(
+      html,
+      />seconds since the timed phase started \(a last part-second under 0\.5 s is not drawn\)</,
+    );
     assert.match(html, /generator transport http2/);
     assert.doesNotMatch(html, /<script|<link|src=/);
   });
@@ -160,21 +164,19 @@ describe("chart data", () => {
     assert.ok(Math.abs(ninesOf(percentileCurve(1_000_000, () => 1).at(-1)![0]) - 5) < 1e-9);
   });
 
-  it("throughputSteps divides a partial last second by the part it covers", () => {
-    assert.deepEqual(throughputSteps({ throughputPerSecond: [100, 120, 30], statsSeconds: 2.25 }), [
+  it("throughputSteps divides a partial last second by the part it covers, and leaves out a sliver", () => {
+    assert.deepEqual(throughputSteps({ throughputPerSecond: [100, 120, 60], statsSeconds: 2.5 }), [
       [0, 100],
       [1, 100],
       [1, 120],
       [2, 120],
       [2, 120],
-      [2.25, 120],
+      [2.5, 120],
     ]);
-    // A sliver of a second (a completion just after the end) is drawn as a whole second, not inflated.
-    assert.deepEqual(throughputSteps({ throughputPerSecond: [100, 2], statsSeconds: 1.01 }), [
+    // 0.2 s after the last whole second: too short to be a rate, not drawn.
+    assert.deepEqual(throughputSteps({ throughputPerSecond: [100, 500], statsSeconds: 1.2 }), [
       [0, 100],
       [1, 100],
-      [1, 2],
-      [2, 2],
     ]);
   });
 

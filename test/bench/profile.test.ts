@@ -124,10 +124,11 @@ describe("summarizeCpuProfile", () => {
     assert.ok(Math.abs(total - 100) < 1e-9, "shares of busy time add up to 100%");
     const raft = summary.categories.find((entry) => entry.category === "raft")!;
     assert.deepEqual(
-      raft.top.map((fn) => [fn.functionName, fn.location, fn.selfMs]),
+      raft.top.map((fn) => [fn.functionName, fn.location, fn.selfMs, fn.via]),
       [
-        ["step", "src/raft/raft.ts:10", 1],
-        ["writev", "(native)", 1],
+        ["step", "src/raft/raft.ts:10", 1, null],
+        // Outside our code: named after the project function that called it.
+        ["writev", "(native)", 1, "step src/raft/raft.ts:10"],
       ],
     );
     const http2 = summary.categories.find((entry) => entry.category === "node http2")!;
