@@ -193,6 +193,8 @@ class SimNode {
   /** Commit index up to which this incarnation's log was checked against the global record. */
   checkedCommit = 0;
   seenLeaderTerm = -1;
+  /** Initial members of a cluster bootstrapped with conf change entries (null otherwise). */
+  bootstrapPeers: bigint[] | null = null;
   /** Has this node ever seen itself in an applied configuration (so leaving it means removal)? */
   wasMember = false;
 
@@ -338,9 +340,9 @@ export class Simulation {
         cs = { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
       }
       const node = new SimNode(id, storage, cs);
+      if (useBootstrap) node.bootstrapPeers = voters;
       this.nodes.set(id, node);
       this.start(node);
-      if (useBootstrap) node.rn!.bootstrap(voters.map((v) => ({ id: v })));
     }
     if (!useBootstrap) this.stateHashAt.set(1, FNV_OFFSET);
   }
@@ -367,6 +369,12 @@ export class Simulation {
       checkQuorum: this.profile.checkQuorum,
       bugs: this.opts.bugs,
     });
+    // Like etcd: a member of the initial cluster that finds no log (it crashed before persisting its first
+    // Ready) bootstraps again, producing the same entries. Replaying them from an empty log instead would
+    // pass through a one-voter configuration {first peer}.
+    if (node.bootstrapPeers !== null && node.storage.lastIndex() === 0) {
+      node.rn.bootstrap(node.bootstrapPeers.map((v) => ({ id: v })));
+    }
     node.checkedCommit = node.rn.raft.log.committed;
     node.seenLeaderTerm = -1;
     this.checkRestartedLog(node);
