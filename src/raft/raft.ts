@@ -75,8 +75,8 @@ export interface RaftConfig {
   maxCommittedSizePerReadyBytes?: number;
   /**
    * Upper bound in bytes of the leader's uncommitted log tail (payloads only). Proposals beyond it are
-   * refused with ProposalDropped, so a leader that cannot commit does not grow without bound. Default:
-   * no limit.
+   * refused with ProposalDropped, so a leader that cannot commit does not grow without bound. Default
+   * 1 GiB (an empty tail accepts any one proposal, and empty entries are never refused).
    */
   maxUncommittedEntriesSizeBytes?: number;
   /**
@@ -112,6 +112,7 @@ type CampaignType = "pre-election" | "election" | "transfer";
 const CAMPAIGN_TRANSFER_CONTEXT = new TextEncoder().encode("CampaignTransfer");
 const DEFAULT_MAX_SIZE_PER_MSG_BYTES = 1024 * 1024;
 const DEFAULT_MAX_PENDING_READ_INDEX_REQUESTS = 16384;
+const DEFAULT_MAX_UNCOMMITTED_ENTRIES_SIZE_BYTES = 1024 * 1024 * 1024;
 
 /** What the deferred broadcast (flushBroadcast) must do; see markBroadcast. */
 const BCAST_NONE = 0;
@@ -228,7 +229,8 @@ export class Raft {
     this.disableProposalForwarding = c.disableProposalForwarding ?? false;
     this.stepDownOnRemoval = c.stepDownOnRemoval ?? true;
     this.maxMsgSizeBytes = c.maxSizePerMsgBytes ?? DEFAULT_MAX_SIZE_PER_MSG_BYTES;
-    this.maxUncommittedSizeBytes = c.maxUncommittedEntriesSizeBytes ?? NO_LIMIT;
+    this.maxUncommittedSizeBytes =
+      c.maxUncommittedEntriesSizeBytes ?? DEFAULT_MAX_UNCOMMITTED_ENTRIES_SIZE_BYTES;
     this.maxPendingReadIndexRequests =
       c.maxPendingReadIndexRequests ?? DEFAULT_MAX_PENDING_READ_INDEX_REQUESTS;
     this.readOnly = new ReadOnly(this.maxPendingReadIndexRequests);

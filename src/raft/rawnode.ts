@@ -19,9 +19,7 @@ import {
   EMPTY_BYTES,
   EMPTY_HARD_STATE,
   EntryType,
-  hardStateEqual,
   isConfChangeV2,
-  isEmptyHardState,
   MessageType,
   NONE,
   newMessage,
@@ -264,10 +262,11 @@ export class RawNode {
     const r = this.raft;
     r.flushBroadcast();
     if (r.msgs.length > 0 || r.msgsAfterAppend.length > 0) return true;
-    const ss = r.softState();
-    if (ss.leader !== this.prevSoftState.leader || ss.role !== this.prevSoftState.role) return true;
-    const hs = r.hardState();
-    if (!isEmptyHardState(hs) && !hardStateEqual(hs, this.prevHardState)) return true;
+    // Compare fields in place: hasReady is polled often and must not allocate.
+    if (r.lead !== this.prevSoftState.leader || r.state !== this.prevSoftState.role) return true;
+    const prev = this.prevHardState;
+    const hardChanged = r.term !== prev.term || r.vote !== prev.vote || r.log.committed !== prev.commit;
+    if (hardChanged && !(r.term === 0 && r.vote === NONE && r.log.committed === 0)) return true;
     if (r.log.unstable.nextSnapshot() !== null) return true;
     if (r.log.hasNextUnstableEntries() || r.log.hasNextCommittedEntries()) return true;
     return r.readStates.length > 0;
@@ -285,11 +284,13 @@ export class RawNode {
 
     const entries = log.unstable.nextEntries();
     const committedEntries = log.nextCommittedEntries();
-    const ss = r.softState();
-    const softState =
-      ss.leader !== this.prevSoftState.leader || ss.role !== this.prevSoftState.role ? ss : null;
-    const hs = r.hardState();
-    const hardState = hardStateEqual(hs, this.prevHardState) ? null : hs;
+    const prevSoft = this.prevSoftState;
+    const softState = r.lead !== prevSoft.leader || r.state !== prevSoft.role ? r.softState() : null;
+    const prevHard = this.prevHardState;
+    const hardState =
+      r.term !== prevHard.term || r.vote !== prevHard.vote || r.log.committed !== prevHard.commit
+        ? r.hardState()
+        : null;
     const snapshot = log.unstable.nextSnapshot();
 
     const selfMessages: Message[] = [];
@@ -303,9 +304,10 @@ export class RawNode {
       }
     }
 
+    // Term and vote must be durable before any vote answer leaves; a commit-only change need not be.
     const mustSync =
       entries.length > 0 ||
-      (hardState !== null && (hs.term !== this.prevHardState.term || hs.vote !== this.prevHardState.vote));
+      (hardState !== null && (hardState.term !== prevHard.term || hardState.vote !== prevHard.vote));
     const ready: Ready = {
       softState,
       hardState,
@@ -390,14 +392,24 @@ export class RawNode {
   }
 }
 
+function isIndex(v: number): boolean {
+  return Number.isSafeInteger(v) && v >= 0;
+}
+
 /** Rejects messages with impossible field values before they reach raft (bad input, not an invariant). */
 function validateMessage(m: Message): void {
   const bad = (what: string): never => {
     throw new RaftError(RaftErrorCode.InvalidMessage, `invalid message: ${what}`);
   };
   if (!Number.isInteger(m.type) || m.type < 0 || m.type > MESSAGE_TYPE_MAX) bad(`type ${m.type}`);
-  for (const v of [m.term, m.logTerm, m.index, m.commit, m.rejectHint]) {
-    if (!Number.isSafeInteger(v) || v < 0) bad(`numeric field ${v}`);
+  if (
+    !isIndex(m.term) ||
+    !isIndex(m.logTerm) ||
+    !isIndex(m.index) ||
+    !isIndex(m.commit) ||
+    !isIndex(m.rejectHint)
+  ) {
+    bad(`numeric fields term ${m.term} logTerm ${m.logTerm} index ${m.index} commit ${m.commit}`);
   }
   if (m.from === NONE) bad("from is none");
   if (m.type === MessageType.App) {
