@@ -41,6 +41,8 @@ export interface BackendWorkerData {
   committedSeq: SharedArrayBuffer;
   /** SharedIndex: the consistent index of that unit. */
   committedIndex: SharedArrayBuffer;
+  /** SharedIndex: the data file's size in bytes after the last commit. */
+  fileSizeBytes: SharedArrayBuffer;
   batchIntervalMs: number;
   batchLimitOps: number;
   /** How long the writer sleeps between drains while a batch is open (bounds wake-ups per batch). */

@@ -1,4 +1,4 @@
-import { mkdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { open as openFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Worker } from "node:worker_threads";
@@ -90,6 +90,8 @@ export class LmdbBackend implements Backend {
   private control!: Int32Array;
   private committedSeq!: SharedIndex;
   private committedIndex!: SharedIndex;
+  /** The data file's size in bytes, published by the writer after each commit. */
+  private fileSizeBytes!: SharedIndex;
   private buffer: WriteBuffer;
   /** The last committed unit whose entries were trimmed from the buffer. */
   private trimmedSeq = 0;
@@ -135,6 +137,7 @@ export class LmdbBackend implements Backend {
     this.control = new Int32Array(control);
     this.committedSeq = new SharedIndex();
     this.committedIndex = new SharedIndex();
+    this.fileSizeBytes = new SharedIndex();
     // Sequence numbers restart with each writer: nothing is buffered when a writer starts.
     assert(this.buffer.pendingEntries === 0, "no buffered writes at writer start");
     this.buffer = new WriteBuffer(TABLES.length);
@@ -148,6 +151,7 @@ export class LmdbBackend implements Backend {
       control,
       committedSeq: this.committedSeq.buffer,
       committedIndex: this.committedIndex.buffer,
+      fileSizeBytes: this.fileSizeBytes.buffer,
       batchIntervalMs: this.options.batchIntervalMs ?? 100,
       batchLimitOps: this.options.batchLimitOps ?? 10_000,
       drainSliceMs: this.options.drainSliceMs ?? 2,
@@ -291,6 +295,8 @@ export class LmdbBackend implements Backend {
 
   seal(index: number, term: number): void {
     this.checkWritable();
+    // Trim here too, not only on reads: a write-only stretch must not grow the buffer without bound.
+    this.catchUp();
     assert(Number.isSafeInteger(index) && index >= this.consistentIndex, "consistent index never goes back");
     assert(Number.isSafeInteger(term) && term >= 0, "term is a safe non-negative integer");
     const seq = this.buffer.seal();
@@ -373,8 +379,13 @@ export class LmdbBackend implements Backend {
     });
   }
 
+  /**
+   * The data file's size as of the writer's last commit (it publishes the size after each one), so the
+   * quota check on every write costs no system call.
+   */
   sizeBytes(): number {
-    return statSync(join(this.options.dir, DATA_FILE)).size;
+    const published = this.fileSizeBytes.get();
+    return published > 0 ? published : statSync(join(this.options.dir, DATA_FILE)).size;
   }
 
   sizeInUseBytes(): number {
@@ -490,4 +501,9 @@ interface LmdbStats extends LmdbTreeStats {
 
 function pagesOf(stats: LmdbTreeStats): number {
   return stats.treeBranchPageCount + stats.treeLeafPageCount + stats.overflowPages;
+}
+
+/** True when `dir` holds an lmdb environment created before. */
+export function lmdbBackendExists(dir: string): boolean {
+  return existsSync(join(dir, DATA_FILE));
 }

@@ -12,11 +12,13 @@ export interface LeaseLookup {
   detach(leaseId: bigint, key: Uint8Array): void;
 }
 
-/** The default when no lessor is wired: only "no lease" (0) is accepted. */
+/**
+ * The default when no lessor is wired: only "no lease" (0) is accepted, so no write can attach a key;
+ * attachments found when the index is rebuilt (a store written with a lessor, opened without one, e.g. by
+ * a tool) are ignored.
+ */
 export const noLeases: LeaseLookup = {
   exists: () => false,
-  attach: () => {
-    throw new Error("noLeases: no key can be attached to a lease");
-  },
+  attach: () => {},
   detach: () => {},
 };

@@ -25,7 +25,7 @@ import type { KeyRange } from "./keyRange.js";
 import { toKeyRange } from "./keyRange.js";
 import { type LeaseLookup, noLeases } from "./lease.js";
 import { rangeWith } from "./range.js";
-import { executeTxn } from "./txn.js";
+import { executeTxn, isTxnReadOnly } from "./txn.js";
 import type {
   ApplyResultFor,
   CompactionResponse,
@@ -74,6 +74,8 @@ export interface MvccStoreOptions {
 
 /** Index compaction visits at most this many keys per slice, even when it removes nothing. */
 const COMPACTION_SLICE_KEYS_MAX = 10_000;
+/** How long a compaction slice waits for a defragmentation to end before looking again. */
+const COMPACTION_DEFRAG_RETRY_MS = 10;
 
 export interface HashKVResult {
   hash: number;
@@ -217,6 +219,7 @@ export class MvccStore {
   /** Executes a txn whose branches hold only ranges, without a revision bump (not through raft). */
   txnReadOnly(request: TxnRequest): TxnResponse {
     this.checkOpen();
+    assert(isTxnReadOnly(request), "txnReadOnly takes a txn whose branches hold only ranges");
     const tw = new WriteTxn(this);
     const response = executeTxn(this, tw, request, false);
     assert(tw.changes === 0, "a read-only txn changed nothing");
@@ -291,6 +294,7 @@ export class MvccStore {
       "apply moves the index forward",
     );
     let result: ApplyResultFor<WriteOp>;
+    const changesBefore = this.changeCount;
     try {
       switch (op.type) {
         case "put":
@@ -318,7 +322,11 @@ export class MvccStore {
       }
     } catch (error) {
       // Client errors are raised before any change: the entry is applied (with that error) all the same.
-      if (error instanceof EtcdError) this.backend.seal(index, term);
+      // One after a change would leave a half-applied entry: that is a broken invariant, never sealed.
+      if (error instanceof EtcdError) {
+        assert(this.changeCount === changesBefore, `${error.code} raised after a change in the same entry`);
+        this.backend.seal(index, term);
+      }
       throw error;
     }
     this.backend.seal(index, term);
@@ -394,6 +402,11 @@ export class MvccStore {
     const slice = (): void => {
       if (this.closed) {
         this.compactionRunning = false;
+        return;
+      }
+      if (this.backend.defragmenting) {
+        // The backend takes no writes while it rewrites its files; try again shortly.
+        setTimeout(slice, COMPACTION_DEFRAG_RETRY_MS);
         return;
       }
       cursor = this.compactSlice(job.revision, cursor as string);
@@ -534,6 +547,9 @@ export class MvccStore {
   bumpRevision(): void {
     this.currentRev++;
   }
+
+  /** Puts and deletes made so far (WriteTxn counts them; apply checks that errors come before any). */
+  changeCount = 0;
 }
 
 function deletedKeyValue(key: Uint8Array, modRevision: number): KeyValue {
@@ -593,6 +609,7 @@ export class WriteTxn {
     ki.put(rev, this.changes);
     ki.lease = lease;
     this.changes++;
+    store.changeCount++;
     const kv: KeyValue = { key, createRevision, modRevision: rev, version, value, lease };
     this.events.push(prevKv === undefined ? { type: "PUT", kv } : { type: "PUT", kv, prevKv });
     if (oldLease !== 0n) store.leaseLookup.detach(oldLease, key);
@@ -621,6 +638,7 @@ export class WriteTxn {
     store.backend.put("key", revisionKey(rev, this.changes), encodeTombstone(key));
     assert(ki.tombstone(rev, this.changes), "a live key can be deleted");
     this.changes++;
+    store.changeCount++;
     const kv = deletedKeyValue(key, rev);
     this.events.push(prevKv === undefined ? { type: "DELETE", kv } : { type: "DELETE", kv, prevKv });
     if (oldLease !== 0n) store.leaseLookup.detach(oldLease, key);

@@ -13,6 +13,8 @@
  * and its consistent index. Any failure is fatal: it reports one message, marks the control array, and
  * exits with code 1; the main thread ends the process.
  */
+import { statSync } from "node:fs";
+import { join } from "node:path";
 import { parentPort, workerData } from "node:worker_threads";
 import { MetaKeys, TABLE_ID } from "../backend/backend.js";
 import { writeUint53 } from "../backend/bytes.js";
@@ -24,7 +26,7 @@ import {
   FrameOp,
   PUT_HEADER_BYTES,
 } from "../backend/frames.js";
-import { openLmdbEnv } from "../backend/lmdbEnv.js";
+import { DATA_FILE, openLmdbEnv } from "../backend/lmdbEnv.js";
 import { RingConsumer, SharedIndex } from "./ring.js";
 
 const data = workerData as BackendWorkerData;
@@ -50,6 +52,8 @@ class Writer {
   private readonly control: Int32Array;
   private readonly committedSeq: SharedIndex;
   private readonly committedIndex: SharedIndex;
+  private readonly fileSizeBytes: SharedIndex;
+  private readonly dataFile = join(data.dir, DATA_FILE);
   private readonly sleepCell = new Int32Array(new SharedArrayBuffer(4));
   /**
    * lmdb-js 3.5 writes wrong bytes for a value whose Uint8Array lies on a SharedArrayBuffer (keys are
@@ -75,6 +79,14 @@ class Writer {
     this.control = new Int32Array(data.control);
     this.committedSeq = new SharedIndex(data.committedSeq);
     this.committedIndex = new SharedIndex(data.committedIndex);
+    this.fileSizeBytes = new SharedIndex(data.fileSizeBytes);
+    this.publishFileSize();
+  }
+
+  /** The file only grows while the environment is open (lmdb reuses free pages), so the value only rises. */
+  private publishFileSize(): void {
+    const size = statSync(this.dataFile).size;
+    if (size > this.fileSizeBytes.get()) this.fileSizeBytes.advance(size);
   }
 
   private copy(bytes: Uint8Array): Buffer {
@@ -168,6 +180,7 @@ class Writer {
       }
     });
     if (this.lastSeq !== sealedBefore) {
+      this.publishFileSize();
       this.committedIndex.advance(this.lastIndex);
       this.committedSeq.advance(this.lastSeq);
     }

@@ -72,6 +72,25 @@ describe("lmdb backend writer", () => {
     });
   });
 
+  it("a write-only stretch does not grow the buffer: each seal trims what the writer committed", async () => {
+    await withDir(async (dir) => {
+      const backend = (await openLmdbBackend({
+        dir,
+        batchIntervalMs: 1,
+        onFatal: assert.fail,
+      })) as LmdbBackend;
+      for (let i = 1; i <= 200; i++) {
+        backend.put("key", b(`k${i}`), b("v"));
+        backend.seal(i, 1);
+      }
+      await backend.forceCommit();
+      backend.put("key", b("last"), b("v"));
+      backend.seal(201, 1);
+      assert.equal(backend.bufferedEntries, 1, "only the last unit waits for the writer");
+      await backend.close();
+    });
+  });
+
   it("a failed commit calls onFatal once, and the backend refuses further writes", async () => {
     await withDir(async (dir) => {
       const messages: string[] = [];
