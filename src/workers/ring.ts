@@ -113,7 +113,9 @@ export class RingProducer extends RingView {
    */
   tryReserve(tag: number, length: number): Uint8Array | null {
     assert(this.reservedEnd === -1, "the previous reservation was committed");
-    assert(length >= 0 && length <= this.maxPayloadBytes, `payload of ${length} bytes fits a frame`);
+    // The message is built only on failure: this runs once per frame on the hot path.
+    if (!(length >= 0 && length <= this.maxPayloadBytes))
+      assert(false, `payload of ${length} bytes fits a frame`);
     const size = FRAME_HEADER_BYTES + align8(length);
     const cap = this.capacityBytes;
     this.lastReadSeq = Atomics.load(this.header, SLOT_READ_SEQ);
@@ -184,6 +186,8 @@ export class RingConsumer extends RingView {
   constructor(buffer: SharedArrayBuffer) {
     super(buffer);
     this.visited = Atomics.load(this.header, SLOT_READ_POS);
+    // So that a wait before the first poll sleeps instead of returning at once on an old sequence.
+    this.lastWriteSeq = Atomics.load(this.header, SLOT_WRITE_SEQ);
   }
 
   /**
@@ -235,7 +239,11 @@ export class RingConsumer extends RingView {
     Atomics.wait(this.header, SLOT_WRITE_SEQ, this.lastWriteSeq, timeoutMs);
   }
 
-  /** Resolves when new frames are published, the ring closes, or `timeoutMs` passes. */
+  /**
+   * Resolves when new frames are published, the ring closes, or `timeoutMs` passes. Note: a pending
+   * Atomics.waitAsync does not keep a thread's event loop alive; a worker that waits this way needs
+   * another handle (a timer) to stay up.
+   */
   async waitForDataAsync(timeoutMs: number): Promise<void> {
     if (this.hasData() || this.closed) return;
     const result = Atomics.waitAsync(this.header, SLOT_WRITE_SEQ, this.lastWriteSeq, timeoutMs);

@@ -113,3 +113,21 @@ describe("ring", () => {
     assert.ok(fullHits > 0, "the small ring filled at least once, exercising back-pressure");
   });
 });
+
+describe("ring consumer waits", () => {
+  it("sleeps in a wait made before its first poll until a frame is published", () => {
+    const buffer = createRingBuffer({ capacityBytes: 256 });
+    const producer = new RingProducer(buffer);
+    // Publish and consume once so the write sequence is no longer at its initial value.
+    producer.tryWrite(1, frame(1, 3));
+    producer.publish();
+    const first = new RingConsumer(buffer);
+    first.poll(() => {});
+    first.release();
+    const consumer = new RingConsumer(buffer);
+    const started = process.hrtime.bigint();
+    consumer.waitForData(50);
+    const waitedMs = Number(process.hrtime.bigint() - started) / 1e6;
+    assert.ok(waitedMs >= 40, `waited ${waitedMs} ms instead of sleeping until the timeout`);
+  });
+});
