@@ -109,6 +109,26 @@ function manage(child: ChildProcess, options: StartOptions, cleanup: () => void)
   return { child, stderr: () => stderr, exited, stop };
 }
 
+/** Characters of a server's exit reason kept for the one-line error. */
+const exitReasonCharsMax = 400;
+
+/**
+ * The line of a dead server's stderr that says why: a JS error ("SyntaxError: ...", "Error: ...")
+ * or a zap log line at fatal/panic/error level (etcd); else the last three lines. A Node stack's
+ * last lines ("at ...", "Node.js v20") say nothing.
+ */
+export function whyItExited(stderr: string): string {
+  const lines = stderr
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line.length > 0);
+  const reason =
+    lines.find((line) => /^([A-Z]\w*)?Error\b/.test(line)) ??
+    lines.find((line) => /"level":"(fatal|panic|error)"/.test(line)) ??
+    lines.slice(-3).join(" | ");
+  return reason.length > exitReasonCharsMax ? `${reason.slice(0, exitReasonCharsMax)}...` : reason;
+}
+
 /** Waits until `url`/health says healthy, failing early if the process exits. */
 async function waitHealthy(name: string, managed: ManagedChild, clientUrl: string): Promise<void> {
   const deadline = Date.now() + targetStartTimeoutMs;
@@ -117,7 +137,7 @@ async function waitHealthy(name: string, managed: ManagedChild, clientUrl: strin
       await managed.stop();
       throw new BenchError(
         "BENCH_TARGET_START",
-        `${name} exited before it was ready: ${managed.stderr().trim().split("\n").slice(-3).join(" | ")}`,
+        `${name} exited before it was ready: ${whyItExited(managed.stderr())}`,
       );
     }
     try {
@@ -263,7 +283,7 @@ export function nullTarget(): Target {
         await managed.stop();
         throw new BenchError(
           "BENCH_TARGET_START",
-          `the no-op server did not start: ${managed.stderr().trim().split("\n").slice(-3).join(" | ")}`,
+          `the no-op server did not start: ${whyItExited(managed.stderr())}`,
         );
       }
       return { endpoints: [endpoint], pid: child.pid ?? null, stop: managed.stop };

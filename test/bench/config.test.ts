@@ -25,6 +25,22 @@ describe("bench CLI configuration", () => {
     assert.equal(config.keySizeBytes, 256);
     assert.equal(config.valueSizeBytes, 1024);
     assert.equal(config.dialTimeoutMs, 2000);
+    assert.equal(config.transport, "http2", "check perf sends on raw HTTP/2 by default");
+  });
+
+  it("keeps grpc-js as the default of the other workloads and takes --transport grpc for it", () => {
+    assert.equal(parseConfig(["put"]).transport, "grpc-js");
+    assert.equal(parseConfig(["range"]).transport, "grpc-js");
+    assert.equal(parseConfig(["--transport", "grpc"]).transport, "grpc-js");
+    assert.equal(parseConfig(["--transport", "grpc-js"]).transport, "grpc-js");
+    assert.equal(parseConfig(["put", "--transport", "http2"]).transport, "http2");
+    assert.equal(parseConfig(["watch-latency"]).transport, "grpc-js");
+    rejects(
+      ["--transport", "quic"],
+      "BENCH_BAD_ARGS",
+      /--transport must be http2 or grpc-js \(grpc\), got "quic"/,
+    );
+    rejects(["watch-latency", "--transport", "http2"], "BENCH_BAD_ARGS", /applies to the unary workloads/);
   });
 
   const loads: Array<[string, number, number]> = [
