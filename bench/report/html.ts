@@ -80,21 +80,44 @@ function svgOpen(width: number, height: number, title: string): string {
   );
 }
 
-function legend(
-  entries: ReadonlyArray<{ name: string; color: string; dashed: boolean }>,
-  x: number,
-): string[] {
+/** Legend entries: a series (solid or dashed in its colour) or a reference line (thin, dotted). */
+interface LegendEntry {
+  name: string;
+  color: string;
+  dashed: boolean;
+  /** A reference line's dash pattern (drawn thin and grey), or undefined for a series. */
+  referenceDash?: string;
+}
+
+function legend(entries: readonly LegendEntry[], x: number): string[] {
   return entries.flatMap((entry, index) => {
     const y = margin.top + 10 + index * 20;
-    const dash = entry.dashed ? ` stroke-dasharray="${secondaryDash}"` : "";
+    const style =
+      entry.referenceDash !== undefined
+        ? `class="reference" stroke-dasharray="${entry.referenceDash}"`
+        : `stroke="${entry.color}" stroke-width="3"${entry.dashed ? ` stroke-dasharray="${secondaryDash}"` : ""}`;
     return [
-      `<line x1="${x}" x2="${x + 26}" y1="${y}" y2="${y}" stroke="${entry.color}" stroke-width="3"${dash}/>`,
+      `<line x1="${x}" x2="${x + 26}" y1="${y}" y2="${y}" ${style}/>`,
       `<text x="${x + 32}" y="${y}" dominant-baseline="middle" class="legend">${escapeHtml(entry.name)}</text>`,
     ];
   });
 }
 
-function lineChart(title: string, xAxis: Axis, yAxis: Axis, series: readonly ChartSeries[]): string {
+/** A horizontal line across the plot with its label, e.g. the requested rate. */
+interface ReferenceLine {
+  value: number;
+  label: string;
+  /** SVG stroke-dasharray, so two reference lines can be told apart. */
+  dash: string;
+}
+
+function lineChart(
+  title: string,
+  xAxis: Axis,
+  yAxis: Axis,
+  series: readonly ChartSeries[],
+  references: readonly ReferenceLine[] = [],
+): string {
   const plotWidth = chartWidth - margin.left - margin.right;
   const plotHeight = chartHeight - margin.top - margin.bottom;
   const xOf = (x: number): number =>
@@ -131,7 +154,19 @@ function lineChart(title: string, xAxis: Axis, yAxis: Axis, series: readonly Cha
       `<polyline points="${points}" fill="none" stroke="${entry.color}" stroke-width="2" stroke-linejoin="round"${dash}/>`,
     );
   }
-  parts.push(...legend(series, margin.left + plotWidth + 16));
+  for (const reference of references) {
+    const y = yOf(reference.value).toFixed(1);
+    parts.push(
+      `<line x1="${margin.left}" x2="${margin.left + plotWidth}" y1="${y}" y2="${y}" class="reference" stroke-dasharray="${reference.dash}"/>`,
+    );
+  }
+  const referenceEntries = references.map((reference) => ({
+    name: reference.label,
+    color: "",
+    dashed: false,
+    referenceDash: reference.dash,
+  }));
+  parts.push(...legend([...series, ...referenceEntries], margin.left + plotWidth + 16));
   parts.push("</svg>");
   return parts.join("\n");
 }
@@ -232,7 +267,18 @@ function throughputChart(summary: BenchSummary): string {
     }
   }
   const xTicks = niceTicks(maxSeconds, 6);
-  const yTicks = niceTicks(maxRate);
+  // check perf's requested rate, and its pass line (throughput above 90% of it).
+  const rate = summary.workload.permitsPerSecond;
+  const references: ReferenceLine[] =
+    rate === null
+      ? []
+      : [
+          { value: rate, label: `requested ${rate}/s`, dash: "2 3" },
+          ...(summary.workload.name === "check-perf"
+            ? [{ value: rate * 0.9, label: `pass line ${rate * 0.9}/s`, dash: "8 4" }]
+            : []),
+        ];
+  const yTicks = niceTicks(Math.max(maxRate, rate ?? 0));
   const label =
     summary.targets.find((target) => target.series[0] !== undefined)?.series[0]?.label ?? "request";
   return lineChart(
@@ -245,6 +291,7 @@ function throughputChart(summary: BenchSummary): string {
     },
     { label: `${label}/s`, min: 0, max: yTicks[yTicks.length - 1]!.value, ticks: yTicks },
     series,
+    references,
   );
 }
 
@@ -377,6 +424,7 @@ svg .title { font-weight: 600; font-size: 14px; }
 svg .axis { font-size: 13px; }
 svg .legend { font-size: 13px; }
 svg .small { font-size: 10px; fill: #444; }
+svg .reference { stroke: #555; stroke-width: 1.5; }
 small { color: #666; font-weight: normal; }
 </style>
 </head>

@@ -125,6 +125,10 @@ describe("HTML report", () => {
       />seconds since the timed phase started \(a last part-second under 0\.5 s is not drawn\)</,
     );
     assert.match(html, /generator transport http2/);
+    // check perf's requested rate and its 90% pass line are drawn on the throughput chart.
+    assert.equal(html.match(/<line [^>]*class="reference"/g)?.length, 4, "two lines, two legend samples");
+    assert.match(html, /class="legend">requested 150\/s</);
+    assert.match(html, /class="legend">pass line 135\/s</);
     assert.doesNotMatch(html, /<script|<link|src=/);
   });
 
