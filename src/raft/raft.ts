@@ -951,7 +951,7 @@ export class Raft {
             this.becomeLeader();
           }
         } else if (result === VoteResult.Lost) {
-          // A rejected pre-vote may carry a newer term, but keep ours: the term moves only with real votes.
+          // Lost: back to follower in our term (an answer from a newer term already moved it in step()).
           this.becomeFollower(this.term, NONE);
         }
         return;

@@ -35,7 +35,9 @@ import {
  * 1. `messages` may be sent at once, before or while persisting: they never vouch for unpersisted local
  *    state (appends, heartbeats, snapshots, vote requests, forwarded proposals and reads). This is how a
  *    leader sends its new entries to followers in parallel with its own fsync: the leader counts its own
- *    copy only after it is persisted (step 4), so a commit never rests on an unwritten leader log.
+ *    copy only after it is persisted (step 4), so a commit never rests on an unwritten leader log. (In a
+ *    Ready that changes the term, raft itself moves everything but vote requests to the second list: a
+ *    leader speaks for its term only once the term is durable.)
  * 2. Persist `entries` (appending, and replacing any stored suffix from entries[0].index), `hardState` if
  *    not null, and `snapshot` if not null, durably when `mustSync` (fsync), and make them visible through
  *    the Storage raft reads (MemoryStorage.append / setHardState / applySnapshot).
@@ -107,6 +109,14 @@ const responseMessageTypes: ReadonlySet<MessageType> = new Set([
   MessageType.PreVoteResp,
 ]);
 const MESSAGE_TYPE_MAX = MessageType.PreVoteResp;
+/** What only a leader sends: it speaks for the leader's term, which must be durable first. */
+const LEADER_MESSAGE_TYPES: ReadonlySet<MessageType> = new Set([
+  MessageType.App,
+  MessageType.Snap,
+  MessageType.Heartbeat,
+  MessageType.TimeoutNow,
+  MessageType.ReadIndexResp,
+]);
 
 /**
  * The application's handle on a raft group (etcd's RawNode): single-threaded, no I/O. The server calls
@@ -293,13 +303,31 @@ export class RawNode {
         : null;
     const snapshot = log.unstable.nextSnapshot();
 
-    const selfMessages: Message[] = [];
+    let messages: Message[] = r.msgs;
     let messagesAfterPersist: Message[] = r.msgsAfterAppend;
+    if (hardState !== null && hardState.term !== prevHard.term && messages.length > 0) {
+      // The term moved in this Ready and is not durable yet. Vote requests may still go early (a candidate's
+      // own vote counts only once persisted), but nothing a leader says in this term may: after a crash the
+      // node would be back in the old term, could win this term again (votes for it are already cast) and
+      // append different entries under the same (index, term). Found in review; ready.test.ts reproduces
+      // it and the simulator checks that no leader message leaves before its term is durable.
+      const early: Message[] = [];
+      const held: Message[] = messagesAfterPersist.slice();
+      for (const m of messages) {
+        if (LEADER_MESSAGE_TYPES.has(m.type)) held.push(m);
+        else early.push(m);
+      }
+      messages = early;
+      messagesAfterPersist = held;
+    }
+
+    const selfMessages: Message[] = [];
     for (let i = 0; i < messagesAfterPersist.length; i++) {
       if (messagesAfterPersist[i]!.to === r.id) {
         // Rare path (own acks and votes are at most a few per Ready): split the list.
-        messagesAfterPersist = r.msgsAfterAppend.filter((m) => m.to !== r.id);
-        for (const m of r.msgsAfterAppend) if (m.to === r.id) selfMessages.push(m);
+        const all = messagesAfterPersist;
+        messagesAfterPersist = all.filter((m) => m.to !== r.id);
+        for (const m of all) if (m.to === r.id) selfMessages.push(m);
         break;
       }
     }
@@ -314,7 +342,7 @@ export class RawNode {
       entries,
       snapshot,
       committedEntries,
-      messages: r.msgs,
+      messages,
       messagesAfterPersist,
       readStates: r.readStates.length > 0 ? r.readStates : [],
       mustSync,

@@ -134,3 +134,35 @@ describe("the Ready contract", () => {
     follower.advance(rd);
   });
 });
+
+describe("the Ready contract: a leader's term is durable before it speaks as leader", () => {
+  it("holds a new leader's appends until the term that elected it is persisted", () => {
+    // Node 2 campaigns for term 2 and its vote requests go out before term 2 is on disk; it crashes.
+    const voters = ids(1, 2, 3, 4, 5);
+    const storage = storageWith({ voters });
+    storage.setHardState({ term: 1, vote: 0n, commit: 0 });
+    const first = new RawNode(configFor(2n, storage));
+    first.campaign();
+    const lost = first.ready();
+    assert.equal(lost.hardState?.term, 2);
+    assert.ok(lost.messages.every((m) => m.type === MessageType.Vote && m.term === 2));
+    // Restarted from disk (term 1), it campaigns for term 2 again; the grants for its first campaign
+    // arrive before it takes its next Ready, and make it leader.
+    const second = new RawNode(configFor(2n, storage));
+    second.campaign();
+    for (const from of ids(3, 4, 5)) second.step(newMessage(MessageType.VoteResp, 2n, from, 2));
+    assert.equal(second.raft.state, StateRole.Leader);
+    second.propose(enc("w"));
+    const rd = second.ready();
+    assert.equal(rd.hardState?.term, 2);
+    // Had the appends left now, a crash would bring it back at term 1, free to lead term 2 once more with
+    // different entries under the same (index, term). They wait for term 2 to be durable.
+    for (const m of rd.messages) {
+      assert.ok(
+        m.type === MessageType.Vote,
+        `only vote requests may precede the term's fsync, got ${m.type}`,
+      );
+    }
+    assert.ok(rd.messagesAfterPersist.some((m) => m.type === MessageType.App));
+  });
+});

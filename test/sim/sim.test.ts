@@ -61,7 +61,7 @@ describe("raft simulation", () => {
     ["skipUpToDateCheck", "normal", "vote for a candidate with an out-of-date log"],
     ["readIndexWithoutHeartbeat", "normal", "ReadIndex answered without confirming leadership"],
   ];
-  const HUNT_SEEDS_MAX = 150;
+  const HUNT_SEEDS_MAX = 250;
   for (const [bug, mood, what] of variants) {
     it(`catches a broken raft: ${what} (${bug})`, (t) => {
       for (let seed = 1; seed <= HUNT_SEEDS_MAX; seed++) {

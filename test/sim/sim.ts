@@ -94,6 +94,8 @@ interface Profile {
   bounceRate: number;
   /** Chance that a forced campaign starts on two nodes at once (dueling candidates). */
   duelRate: number;
+  /** Chance of stalling a node's Ready loop for a few ticks (messages are still stepped). */
+  stallRate: number;
   partitionRate: number;
   confChangeRate: number;
   transferRate: number;
@@ -128,6 +130,14 @@ interface ReadRecord {
   readonly minIndex: number;
   answered: boolean;
 }
+
+const LEADER_MESSAGES: ReadonlySet<number> = new Set([
+  MessageType.App,
+  MessageType.Snap,
+  MessageType.Heartbeat,
+  MessageType.TimeoutNow,
+  MessageType.ReadIndexResp,
+]);
 
 /** RaftErrors that are normal answers in a faulty cluster; any other error code is a bug. */
 const EXPECTED_REFUSALS: ReadonlySet<string> = new Set([
@@ -193,6 +203,8 @@ class SimNode {
   /** Commit index up to which this incarnation's log was checked against the global record. */
   checkedCommit = 0;
   seenLeaderTerm = -1;
+  /** Until this tick the node's Ready loop is stalled (slow disk, busy apply); it still steps messages. */
+  stalledUntil = 0;
   /** Initial members of a cluster bootstrapped with conf change entries (null otherwise). */
   bootstrapPeers: bigint[] | null = null;
   /** Has this node ever seen itself in an applied configuration (so leaving it means removal)? */
@@ -288,6 +300,7 @@ export class Simulation {
       campaignRate: r.nextInt(3) * 0.005 * f + storm * 0.05,
       bounceRate: r.nextInt(2) * 0.005 * f + storm * 0.15,
       duelRate: 0.2 + storm * 0.6,
+      stallRate: r.nextInt(2) * 0.01 * f + storm * 0.05,
       partitionRate: (r.nextInt(3) * 0.01 + 0.005) * f,
       confChangeRate: r.nextInt(3) * 0.01,
       transferRate: r.nextInt(2) * 0.005,
@@ -395,6 +408,7 @@ export class Simulation {
   private send(from: SimNode, msgs: readonly Message[]): void {
     for (let m0 of msgs) {
       if (m0.type === MessageType.VoteResp && !m0.reject) this.checkVote(m0);
+      this.checkTermDurable(from, m0);
       if (m0.type === MessageType.Snap) m0 = this.mergedSnapshot(from, m0);
       const m = this.opts.codec === false ? m0 : decodeMessage(encodeMessage(m0));
       const lost = this.linkBlocked(m.from, m.to) || (!this.healing && this.chance(this.profile.dropRate));
@@ -505,6 +519,14 @@ export class Simulation {
       this.crashNode(node);
       this.trace(`restart ${short(node.id)} at once`);
       this.start(node);
+      // Sometimes its election timer fires at once: it campaigns again while answers to what it sent before
+      // the crash are still arriving.
+      if (this.chance(0.3)) {
+        this.stepNode(node, () => node.rn!.campaign());
+        // A restarted process may be slow to get its Ready loop going (loading state) while the transport
+        // already delivers messages to it.
+        if (this.chance(0.5)) node.stalledUntil = this.now + 1 + this.rng.nextInt(3);
+      }
     } else if (this.chance(this.profile.crashBeforePersistRate)) {
       this.crashNode(node);
     }
@@ -700,6 +722,21 @@ export class Simulation {
   }
 
   /**
+   * A leader's message carrying term T may leave only once T is on the leader's disk. Otherwise it could
+   * lead term T, send appends, crash, come back in term T-1, win T again with the same (or delayed) votes
+   * and write different entries at the same (index, term).
+   */
+  private checkTermDurable(from: SimNode, m: Message): void {
+    // Only what a leader sends vouches for its term. (A heartbeat answer may precede the follower's own
+    // fsync of the term: it only says "I had not seen a newer term", which a crash cannot undo.)
+    if (!LEADER_MESSAGES.has(m.type)) return;
+    const durable = from.storage.hardStateNow().term;
+    if (durable < m.term) {
+      this.fail(`node ${short(from.id)} sent ${m.type} at term ${m.term} with only term ${durable} on disk`);
+    }
+  }
+
+  /**
    * One vote per node per term, ever (Election Safety rests on it): a granted vote must be durable before
    * it is sent, so no crash can let the node grant the same term to someone else.
    */
@@ -769,6 +806,13 @@ export class Simulation {
     const id = this.reads.size;
     this.reads.set(id, { id, node: node.id, minIndex: this.ackedIndexMax, answered: false });
     this.stepNode(node, () => node.rn!.readIndex(enc(`r${id}`)));
+  }
+
+  private stall(): void {
+    const node = this.pick(this.liveNodes());
+    if (node === undefined) return;
+    node.stalledUntil = this.now + 1 + this.rng.nextInt(4);
+    this.trace(`stall ${short(node.id)} until ${node.stalledUntil}`);
   }
 
   private crash(): void {
@@ -950,7 +994,7 @@ export class Simulation {
     const candidates: Array<() => void> = [];
     const deliverable = this.inflight.some((f) => f.deliverAt <= this.now);
     for (const n of this.nodes.values()) {
-      if (!n.alive) continue;
+      if (!n.alive || n.stalledUntil > this.now) continue;
       if (n.pending !== null) candidates.push(() => this.persist(n));
       else if (n.rn!.hasReady()) candidates.push(() => this.takeReady(n));
     }
@@ -977,6 +1021,7 @@ export class Simulation {
     if (this.chance(p.transferRate)) this.transfer();
     if (this.chance(p.campaignRate)) this.campaign();
     if (this.chance(p.compactRate)) this.compact();
+    if (this.chance(p.stallRate)) this.stall();
   }
 
   private tick(): void {
@@ -997,6 +1042,7 @@ export class Simulation {
   private heal(): void {
     this.healing = true;
     this.blocked.clear();
+    for (const n of this.nodes.values()) n.stalledUntil = 0;
     for (const n of this.nodes.values()) if (n.rn === null && !n.removed) this.start(n);
     this.trace("heal");
   }
