@@ -492,9 +492,12 @@ export async function runBench(config: BenchConfig, outDir: string, io: BenchIo)
     try {
       outcome = await runTarget(target, config, io, outDir);
     } catch (error) {
-      // A compared server that cannot start is reported and skipped; anything else ends the run.
-      if (!(multiple && error instanceof BenchError && error.code === "BENCH_TARGET_START")) throw error;
+      // In a comparison, a target that cannot start or cannot run the workload (etcd-ts without
+      // Watch yet) is reported and skipped so the others still run; the exit code says it failed.
+      // A bench bug (not a BenchError) or a single-target run ends the run.
+      if (!(multiple && error instanceof BenchError)) throw error;
       outcome = { summary: skippedSummary(target, error.message), hgrm: new Map() };
+      pass = false;
     }
     summaries.push(outcome.summary);
     for (const [file, text] of outcome.hgrm) hgrm.set(file, text);
@@ -528,6 +531,8 @@ export async function runBench(config: BenchConfig, outDir: string, io: BenchIo)
       valueSizeBytes: config.valueSizeBytes,
       prefix: config.prefix,
       transport: config.transport,
+      streams: config.workload === "watch-latency" ? config.streams : null,
+      watchersPerStream: config.workload === "watch-latency" ? config.watchersPerStream : null,
     },
     targets: summaries,
     comparison: compareTargets(summaries),

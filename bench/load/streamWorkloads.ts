@@ -153,6 +153,8 @@ export async function runWatchLatency(options: WatchLatencyOptions): Promise<Wat
   let eventsReceived = 0;
   let created = 0;
   let onCreated: (() => void) | null = null;
+  /** The first watch stream failure before every watcher exists (e.g. a server without Watch). */
+  let onSetupFailed: ((text: string) => void) | null = null;
   let onAllEvents: (() => void) | null = null;
   let puts = 0;
   let lastEventMs = options.startMs;
@@ -185,7 +187,7 @@ export async function runWatchLatency(options: WatchLatencyOptions): Promise<Wat
       }
       if (eventsReceived === puts * watchers) onAllEvents?.();
     });
-    stream.on("error", () => {});
+    stream.on("error", (error: grpc.ServiceError) => onSetupFailed?.(errorText(error)));
     for (let watcher = 0; watcher < options.watchersPerStream; watcher++) stream.write(createRequest);
     streams.push(stream);
   }
@@ -199,7 +201,14 @@ export async function runWatchLatency(options: WatchLatencyOptions): Promise<Wat
       clearTimeout(timer);
       resolve();
     };
+    onSetupFailed = (text) => {
+      onSetupFailed = null; // the cancels below fail the other streams too
+      clearTimeout(timer);
+      for (const stream of streams) stream.cancel();
+      reject(new BenchError("BENCH_RPC", `a Watch stream failed before its watchers were created: ${text}`));
+    };
   });
+  onSetupFailed = null;
 
   const limiter = new TokenBucket(options.putsPerSecond, 1);
   const request = encodePutRequest(options.key, options.value);

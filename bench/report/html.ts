@@ -268,13 +268,21 @@ function throughputChart(summary: BenchSummary): string {
   }
   const xTicks = niceTicks(maxSeconds, 6);
   // check perf's requested rate, and its pass line (throughput above 90% of it).
-  const rate = summary.workload.permitsPerSecond;
+  const workload = summary.workload;
+  const watch = workload.name === "watch-latency";
+  // watch-latency's rate is puts/s; each put is one event per watcher.
+  const watchers = (workload.streams ?? 0) * (workload.watchersPerStream ?? 0);
+  const rate = workload.permitsPerSecond === null ? null : workload.permitsPerSecond * (watch ? watchers : 1);
   const references: ReferenceLine[] =
-    rate === null
+    rate === null || rate === 0
       ? []
       : [
-          { value: rate, label: `requested ${rate}/s`, dash: "2 3" },
-          ...(summary.workload.name === "check-perf"
+          {
+            value: rate,
+            label: watch ? `expected ${rate}/s (puts/s × ${watchers})` : `requested ${rate}/s`,
+            dash: "2 3",
+          },
+          ...(workload.name === "check-perf"
             ? [{ value: rate * 0.9, label: `pass line ${rate * 0.9}/s`, dash: "8 4" }]
             : []),
         ];
@@ -282,7 +290,7 @@ function throughputChart(summary: BenchSummary): string {
   const label =
     summary.targets.find((target) => target.series[0] !== undefined)?.series[0]?.label ?? "request";
   return lineChart(
-    `Successful ${label} requests per second`,
+    watch ? "Watch events delivered per second" : `Successful ${label} requests per second`,
     {
       label: `seconds since the timed phase started (a last part-second under ${partialSecondDrawnMin} s is not drawn)`,
       min: 0,
@@ -378,10 +386,14 @@ export function renderHtml(summary: BenchSummary): string {
   const workload = summary.workload;
   const describe = [
     `workload ${workload.name}${workload.load === null ? "" : ` (load ${workload.load})`}`,
-    `${workload.clients} clients over ${workload.connections} connections`,
-    workload.permitsPerSecond === null ? "unlimited rate" : `${workload.permitsPerSecond} requests/s target`,
+    workload.name === "watch-latency"
+      ? `${workload.streams} streams × ${workload.watchersPerStream} watchers`
+      : `${workload.clients} clients over ${workload.connections} connections`,
+    workload.permitsPerSecond === null
+      ? "unlimited rate"
+      : `${workload.permitsPerSecond} ${workload.name === "watch-latency" ? "puts" : "requests"}/s target`,
     workload.durationSeconds === null
-      ? `${workload.totalRequests} requests`
+      ? `${workload.totalRequests} ${workload.name === "watch-latency" ? "puts" : "requests"}`
       : `${workload.durationSeconds} s`,
     `key ${workload.keySizeBytes} B after prefix ${JSON.stringify(workload.prefix)}, value ${workload.valueSizeBytes} B`,
     `generator transport ${workload.transport}`,

@@ -83,6 +83,9 @@ export interface WorkloadSummary {
   prefix: string;
   /** How the timed phase's unary calls were sent (stream workloads always use grpc-js). */
   transport: TransportKind;
+  /** watch-latency's watch streams and watchers per stream; null for the other workloads. */
+  streams: number | null;
+  watchersPerStream: number | null;
 }
 
 export interface BenchSummary {

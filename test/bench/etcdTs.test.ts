@@ -17,10 +17,11 @@ interface CliRun {
   stderr: string;
 }
 
-function runBench(args: string[]): Promise<CliRun> {
+function runBench(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", "bench/cli.ts", ...args], {
       cwd: repoRoot,
+      env,
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
@@ -96,6 +97,27 @@ describe("npm run bench -- --compare-etcd-ts --compare-null --profile (the etcd-
     assert.ok(categories.includes("grpc-js"), categories.join(", "));
     assert.match(run.stdout, /^CPU profile of etcd-ts, main thread/m);
     assert.match(run.stdout, /^CPU profile of null, main thread/m);
+  });
+});
+
+describe("a compared target that fails", () => {
+  it("is reported as skipped with its reason, the others still run, and the exit code is 1", async () => {
+    const outDir = mkdtempSync(join(tmpdir(), "bench-failed-target-"));
+    try {
+      const entry = join(outDir, "missing-etcd-ts.ts");
+      const run = await runBench(
+        ["--compare-etcd-ts", "--compare-null", "--load", "s", "--duration", "1", "--out", outDir],
+        { ...process.env, ETCD_TS_ENTRY: entry },
+      );
+      assert.equal(run.code, 1, run.stdout + run.stderr);
+      assert.match(run.stdout, new RegExp(`^skipped: etcd-ts server entry point not found: ${entry}`, "m"));
+      const summary = JSON.parse(readFileSync(join(outDir, "summary.json"), "utf8")) as BenchSummary;
+      assert.equal(summary.targets[1]!.name, "null");
+      assert.equal(summary.targets[1]!.skipped, null);
+      assert.ok(summary.targets[1]!.series[0]!.succeeded > 0, "the no-op server still ran");
+    } finally {
+      rmSync(outDir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -67,6 +67,8 @@ function summaryOf(targets: TargetSummary[]): BenchSummary {
       valueSizeBytes: 1024,
       prefix: "/p/",
       transport: "http2",
+      streams: null,
+      watchersPerStream: null,
     },
     targets,
     comparison: [],
@@ -107,12 +109,25 @@ describe("HTML report", () => {
   });
 
   it("draws a target's second series dashed in the same colour, and names every line in a legend", () => {
-    const html = renderHtml(summaryOf([target("etcd", "etcd", [series("watch event"), series("put")])]));
+    const summary = summaryOf([target("etcd", "etcd", [series("watch event"), series("put")])]);
+    summary.workload = {
+      ...summary.workload,
+      name: "watch-latency",
+      load: null,
+      permitsPerSecond: 100,
+      streams: 2,
+      watchersPerStream: 5,
+    };
+    const html = renderHtml(summary);
     const dashed = [...html.matchAll(/<polyline [^>]*stroke="(#[0-9a-f]{6})"[^>]*stroke-dasharray/g)];
     assert.equal(dashed.length, 1, "only the put series of the latency chart is dashed");
     assert.equal(dashed[0]![1], targetColors.etcd);
     assert.match(html, /class="legend">etcd \(watch event\)</);
     assert.match(html, /class="legend">etcd \(put\)</);
+    // The throughput chart shows events: its reference is puts/s times the watchers.
+    assert.match(html, />Watch events delivered per second</);
+    assert.match(html, /class="legend">expected 1000\/s \(puts\/s × 10\)</);
+    assert.match(html, /2 streams × 5 watchers, 100 puts\/s target/);
   });
 
   it("labels both axes of both charts and says which transport ran", () => {
