@@ -24,7 +24,7 @@ import {
   PUT_HEADER_BYTES,
   SEAL_BYTES,
 } from "./frames.js";
-import { DATA_FILE, type LmdbEnv, openLmdbEnv } from "./lmdbEnv.js";
+import { DATA_FILE, type LmdbEnv, LOCK_FILE, openLmdbEnv } from "./lmdbEnv.js";
 import { type BufferEntry, WriteBuffer } from "./writeBuffer.js";
 
 /**
@@ -416,6 +416,15 @@ export class LmdbBackend implements Backend {
     this.catchUp();
   }
 
+  /**
+   * Rewrites the data file without free pages, as etcd's defrag does: every table is copied in key order
+   * into a fresh environment, which then replaces the old file. Writes are held off throughout (the writer
+   * is stopped; callers check `defragmenting`); reads go on against the old file until the swap, which is
+   * one synchronous step.
+   *
+   * Not lmdb's compacting copy (`backup(path, true)`): with lmdb-js 3.5.6 the first large write into such
+   * a copy crashes the process inside lmdb (mdb_page_alloc assertion, or a segfault in a fresh process).
+   */
   async defragment(): Promise<void> {
     assert(!this.defragmenting, "one defragmentation at a time");
     this.defragmenting = true;
@@ -424,12 +433,19 @@ export class LmdbBackend implements Backend {
       const tmpDir = `${this.options.dir}.defrag`;
       rmSync(tmpDir, { recursive: true, force: true });
       mkdirSync(tmpDir, { recursive: true });
-      // A compacting copy writes only live pages, from a read transaction: reads go on meanwhile. lmdb
-      // copies into a directory (an empty one), as its environments are directories.
-      await this.lmdb.env.backup(tmpDir, true);
+      const target = openLmdbEnv(tmpDir, this.mapSizeBytes);
+      try {
+        for (let t = 0; t < TABLES.length; t++) {
+          await copyTable(this.lmdb.tables[t] as LmdbTable, target.tables[t] as LmdbTable, target.env);
+        }
+      } finally {
+        await target.env.close();
+      }
       this.swapping = true;
       await this.lmdb.env.close();
       renameSync(join(tmpDir, DATA_FILE), join(this.options.dir, DATA_FILE));
+      // The old lock file describes the old file (its transaction ids, reader slots): start a fresh one.
+      rmSync(join(this.options.dir, LOCK_FILE), { force: true });
       rmSync(tmpDir, { recursive: true, force: true });
       this.lmdb = openLmdbEnv(this.options.dir, this.mapSizeBytes);
       this.swapping = false;
@@ -445,8 +461,9 @@ export class LmdbBackend implements Backend {
     const tmpDir = `${this.options.dir}.snap-${process.pid}-${Date.now()}`;
     mkdirSync(tmpDir, { recursive: true });
     const path = join(tmpDir, DATA_FILE);
-    // lmdb copies from its own read transaction: a consistent image at or after the commit above.
-    await this.lmdb.env.backup(tmpDir, true);
+    // lmdb copies from its own read transaction: a consistent image at or after the commit above. A plain
+    // copy (free pages included), not a compacting one: see `defragment`.
+    await this.lmdb.env.backup(tmpDir, false);
     const sizeBytes = statSync(path).size;
     let released = false;
     return {
@@ -484,6 +501,30 @@ export class LmdbBackend implements Backend {
   /** For tests: how many writes wait in the buffer for the writer's commit. */
   get bufferedEntries(): number {
     return this.buffer.pendingEntries;
+  }
+}
+
+type LmdbTable = LmdbEnv["tables"][number];
+
+/** Entries per write transaction when defragmenting; the event loop runs between transactions. */
+const DEFRAG_CHUNK_ENTRIES = 10_000;
+
+/** Copies one table in key order into another environment, in chunks (appends: the pages come out full). */
+async function copyTable(source: LmdbTable, target: LmdbTable, targetEnv: LmdbEnv["env"]): Promise<void> {
+  let after: Uint8Array | undefined;
+  for (;;) {
+    const chunk: Array<{ key: Uint8Array; value: Buffer }> = [];
+    const options =
+      after === undefined
+        ? { limit: DEFRAG_CHUNK_ENTRIES }
+        : { start: after, exclusiveStart: true, limit: DEFRAG_CHUNK_ENTRIES };
+    for (const entry of source.getRange(options)) chunk.push(entry);
+    if (chunk.length === 0) return;
+    targetEnv.transactionSync(() => {
+      for (const { key, value } of chunk) target.putSync(key, value, { append: true });
+    });
+    after = (chunk[chunk.length - 1] as { key: Uint8Array }).key;
+    await new Promise((resolve) => setImmediate(resolve));
   }
 }
 

@@ -29,6 +29,8 @@ export interface LmdbEnv {
 export function openLmdbEnv(dir: string, mapSizeBytes: number): LmdbEnv {
   const env = open({
     path: dir,
+    // Always a directory holding data.mdb and lock.mdb, even when the name has a dot in it.
+    noSubdir: false,
     maxDbs: TABLES.length + 2,
     mapSize: mapSizeBytes,
     pageSize: 4096,
@@ -56,5 +58,6 @@ export function openLmdbEnv(dir: string, mapSizeBytes: number): LmdbEnv {
   return { env, tables };
 }
 
-/** File name of the data file inside the environment directory (lmdb's default layout). */
+/** File names inside the environment directory (lmdb's default layout). */
 export const DATA_FILE = "data.mdb";
+export const LOCK_FILE = "lock.mdb";
