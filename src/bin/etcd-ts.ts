@@ -7,13 +7,16 @@
  * Signals: the first SIGTERM or SIGINT logs etcd's "received signal; shutting down", stops accepting
  * clients, lets in-flight requests finish, flushes the WAL and the backend, and exits 0. (etcd 3.4 ends
  * by re-raising the signal, so a shell sees 143 or 130 from it; etcd-ts reports the clean shutdown as 0.)
- * A second signal exits at once with 128 + the signal number, what the signal itself would have given.
- * A signal that arrives before the member is up does the same: nothing is lost, the WAL and the backend
+ * A second signal ends the process at once by that signal (a shell sees 143 or 130, as from etcd). A
+ * signal that arrives before the member is up does the same: nothing is lost, the WAL and the backend
  * are crash-safe.
+ *
+ * Exits that cannot be clean (a second signal, an uncaught exception, a failed shutdown) never go through
+ * process.exit(): it waits for the worker threads and lmdb's exit cleanup, which block forever while the
+ * backend writer is inside a batch transaction. A signal to ourselves cannot block.
  *
  * Runs from source with `node --import tsx src/bin/etcd-ts.ts`, or as dist/src/bin/etcd-ts.js once built.
  */
-import { constants } from "node:os";
 import { ConfigError } from "../config/errors.js";
 import { type Environment, parseConfig } from "../config/parse.js";
 import type { ConfigNote } from "../config/types.js";
@@ -28,9 +31,12 @@ const SIGNAL_NAMES: Readonly<Record<"SIGTERM" | "SIGINT", string>> = {
 type HandledSignal = keyof typeof SIGNAL_NAMES;
 const HANDLED_SIGNALS: readonly HandledSignal[] = ["SIGTERM", "SIGINT"];
 
-/** What a shell reports for a process killed by `signal`. */
-function signalExitCode(signal: HandledSignal): number {
-  return 128 + constants.signals[signal];
+/** Ends the process as `signal`'s default action would (etcd's setDflSignal + kill). */
+function dieBySignal(signal: HandledSignal | "SIGKILL"): never {
+  for (const handled of HANDLED_SIGNALS) process.removeAllListeners(handled);
+  process.kill(process.pid, signal);
+  // The signal is delivered before kill() returns to a single-threaded sender; this is never reached.
+  throw new Error(`still alive after ${signal}`);
 }
 
 function errorText(error: unknown): string {
@@ -92,9 +98,10 @@ async function main(): Promise<void> {
   const onSignal = (signal: HandledSignal): void => {
     if (member === null || shuttingDown) {
       // Before the member is up, or a second signal: go now, as the signal's default action would.
-      if (shuttingDown)
+      if (shuttingDown) {
         logger.warn("received a second signal; exiting at once", { signal: SIGNAL_NAMES[signal] });
-      process.exit(signalExitCode(signal));
+      }
+      dieBySignal(signal);
     }
     shuttingDown = true;
     logger.info("received signal; shutting down", { signal: SIGNAL_NAMES[signal] });
@@ -102,11 +109,15 @@ async function main(): Promise<void> {
       () => process.exit(0),
       (error: unknown) => {
         logger.fatal("failed to shut down cleanly", { error: errorText(error) });
-        process.exit(1);
+        dieBySignal("SIGKILL");
       },
     );
   };
   for (const signal of HANDLED_SIGNALS) process.on(signal, () => onSignal(signal));
+  process.on("uncaughtException", (error) => {
+    logger.fatal("etcd-ts stopped on an unexpected error", { error: error.stack ?? error.message });
+    dieBySignal("SIGKILL");
+  });
 
   try {
     member = await startMemberWithConfig(config, { logger, notes });
@@ -114,6 +125,7 @@ async function main(): Promise<void> {
     // etcd's wording for a start that fails (etcdmain/etcd.go): a warning, then the fatal line.
     logger.warn("failed to start etcd", { error: errorText(error) });
     logger.fatal("discovery failed", { error: errorText(error) });
+    // startMember closed what it had opened before rejecting, so a plain exit cannot block here.
     process.exit(1);
   }
 }

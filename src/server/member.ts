@@ -434,12 +434,17 @@ function initialClusterText(config: MemberConfig): string {
   return pairs.sort().join(",");
 }
 
-/** The default fatal handler: one line, then exit 1 (etcd's lg.Fatal). */
+/**
+ * The default fatal handler: one line, then the process ends at once. etcd exits 1 here (lg.Fatal), but
+ * process.exit() can wait forever when the backend writer is inside a batch transaction (worker
+ * termination and lmdb's exit cleanup block on it), and a member that cannot persist must stop, never
+ * hang. So the process kills itself (status 137) after saying so; the WAL and lmdb are crash-safe.
+ */
 function exitOnFatal(logger: Logger): FatalHandler {
   return (error) => {
-    logger.fatal("etcd-ts member stopped on a fatal error", {
+    logger.fatal("etcd-ts member stopped on a fatal error; exiting", {
       error: error instanceof Error ? error.message : String(error),
     });
-    process.exit(1);
+    process.kill(process.pid, "SIGKILL");
   };
 }
