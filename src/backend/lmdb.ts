@@ -103,11 +103,11 @@ export class LmdbBackend implements Backend {
   private closed = false;
   /** True while the environment is being swapped (defragment): nothing may read or write. */
   private swapping = false;
-  defragmenting = false;
+  private defragmentingValue = false;
   /** Time the main thread spent blocked on a full ring (back-pressure), for benchmarks and metrics. */
   fullRingWaitMs = 0;
-  consistentIndex: number;
-  term: number;
+  private consistentIndexValue: number;
+  private termValue: number;
   private readonly seqBytes = new Uint8Array(SEAL_BYTES);
   private readonly sealView = new DataView(this.seqBytes.buffer);
 
@@ -117,8 +117,20 @@ export class LmdbBackend implements Backend {
     this.onFatal = options.onFatal ?? defaultOnFatal;
     this.lmdb = openLmdbEnv(options.dir, this.mapSizeBytes);
     this.buffer = new WriteBuffer(TABLES.length);
-    this.consistentIndex = this.readMetaNumber(MetaKeys.consistentIndex);
-    this.term = this.readMetaNumber(MetaKeys.term);
+    this.consistentIndexValue = this.readMetaNumber(MetaKeys.consistentIndex);
+    this.termValue = this.readMetaNumber(MetaKeys.term);
+  }
+
+  get consistentIndex(): number {
+    return this.consistentIndexValue;
+  }
+
+  get term(): number {
+    return this.termValue;
+  }
+
+  get defragmenting(): boolean {
+    return this.defragmentingValue;
   }
 
   private readMetaNumber(name: string): number {
@@ -309,8 +321,8 @@ export class LmdbBackend implements Backend {
     this.producer.commit();
     this.producer.publish();
     this.lastSealedSeq = seq;
-    this.consistentIndex = index;
-    this.term = term;
+    this.consistentIndexValue = index;
+    this.termValue = term;
   }
 
   private checkWritable(): void {
@@ -426,8 +438,8 @@ export class LmdbBackend implements Backend {
    * a copy crashes the process inside lmdb (mdb_page_alloc assertion, or a segfault in a fresh process).
    */
   async defragment(): Promise<void> {
-    assert(!this.defragmenting, "one defragmentation at a time");
-    this.defragmenting = true;
+    assert(!this.defragmentingValue, "one defragmentation at a time");
+    this.defragmentingValue = true;
     try {
       await this.stopWriter();
       const tmpDir = `${this.options.dir}.defrag`;
@@ -452,7 +464,7 @@ export class LmdbBackend implements Backend {
       await this.startWriter();
     } finally {
       this.swapping = false;
-      this.defragmenting = false;
+      this.defragmentingValue = false;
     }
   }
 

@@ -17,7 +17,7 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import { parentPort, workerData } from "node:worker_threads";
 import { MetaKeys, TABLE_ID } from "../backend/backend.js";
-import { writeUint53 } from "../backend/bytes.js";
+import { compareBytes, writeUint53 } from "../backend/bytes.js";
 import {
   type BackendWorkerData,
   type BackendWorkerMessage,
@@ -37,6 +37,8 @@ if (port === null) throw new Error("backendWorker must run as a worker thread");
 const IDLE_WAIT_MS = 1000;
 /** Scratch buffers start at this size and double when a frame needs more. */
 const SCRATCH_INITIAL_BYTES = 64 * 1024;
+/** lmdb put flag for keys above every key of the table: no search, and leaf pages are filled up. */
+const APPEND = { append: true } as const;
 
 function fatal(message: string): never {
   const control = new Int32Array(data.control);
@@ -73,6 +75,11 @@ class Writer {
   private lastIndex = 0;
   private lastTerm = 0;
   private readonly visit = (tag: number, payload: Uint8Array): void => this.applyFrame(tag, payload);
+  /**
+   * A key at or above the key table's largest key (its revision keys only grow, so nearly every put there
+   * is an append; deletes leave this bound as it was, which keeps it safe).
+   */
+  private keyTableTop: Uint8Array = new Uint8Array(0);
 
   constructor(private readonly lmdb: ReturnType<typeof openLmdbEnv>) {
     this.consumer = new RingConsumer(data.ring);
@@ -103,11 +110,18 @@ class Writer {
     const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
     switch (tag) {
       case FrameOp.PUT: {
-        const table = this.lmdb.tables[payload[0] as number];
-        if (table === undefined) fatal(`backend frame names unknown table ${payload[0]}`);
+        const tableId = payload[0] as number;
+        const table = this.lmdb.tables[tableId];
+        if (table === undefined) fatal(`backend frame names unknown table ${tableId}`);
         const keyLength = view.getUint32(1, true);
         const key = payload.subarray(PUT_HEADER_BYTES, PUT_HEADER_BYTES + keyLength);
-        table.putSync(key, this.copy(payload.subarray(PUT_HEADER_BYTES + keyLength)));
+        const value = this.copy(payload.subarray(PUT_HEADER_BYTES + keyLength));
+        if (tableId === TABLE_ID.key && compareBytes(key, this.keyTableTop) > 0) {
+          table.putSync(key, value, APPEND);
+          this.keyTableTop = key.slice();
+        } else {
+          table.putSync(key, value);
+        }
         this.batchOps++;
         this.atBoundary = false;
         return;
@@ -201,6 +215,9 @@ class Writer {
   resume(): void {
     this.lastSeq = this.committedSeq.get();
     this.lastIndex = this.committedIndex.get();
+    const keyTable = this.lmdb.tables[TABLE_ID.key];
+    for (const key of keyTable?.getKeys({ reverse: true, limit: 1 }) ?? [])
+      this.keyTableTop = Uint8Array.from(key);
   }
 }
 
