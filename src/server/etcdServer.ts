@@ -8,6 +8,7 @@ import {
   type ConfChange,
   ConfChangeType,
   type ConfChangeV2,
+  type ConfState,
   decodeConfChange,
   decodeConfChangeV2,
   type Entry,
@@ -27,6 +28,7 @@ import { formatId } from "./ids.js";
 import { decodeMemberContext, type Member, Membership } from "./membership.js";
 import { RaftLoop, type RaftTransport } from "./raftLoop.js";
 import { ReadIndexRounds } from "./readIndex.js";
+import { RaftSnapshots, type SnapshotConfig } from "./snapshot.js";
 import { Waiters } from "./waiters.js";
 
 /**
@@ -71,6 +73,8 @@ export interface EtcdServerOptions {
   quotaBackendBytes: number;
   /** The member stops when persistence fails; the default exits the process. */
   onFatal: (error: unknown) => void;
+  /** Raft snapshots every snapshotCount applied entries (src/server/snapshot.ts); absent: none. */
+  snapshots?: SnapshotConfig;
 }
 
 type Applied =
@@ -112,6 +116,10 @@ export class EtcdServer implements EtcdServerApi {
   private sweeper: NodeJS.Timeout | null = null;
   private requestIdNext: bigint;
   private stopped = false;
+  /** The configuration as of the applied index (what the last applyConfChange returned). */
+  private confState: ConfState;
+  /** Null when snapshots are not configured. */
+  readonly raftSnapshots: RaftSnapshots | null;
 
   constructor(options: EtcdServerOptions) {
     this.memberId = options.memberId;
@@ -127,6 +135,20 @@ export class EtcdServer implements EtcdServerApi {
     this.quotaBackendBytes = options.quotaBackendBytes;
     this.membership = new Membership(options.backend);
     this.appliedIndexValue = options.backend.consistentIndex;
+    // The snapshot's (restart) or empty (new member); replayed and new conf changes update it.
+    this.confState = options.storage.initialState().confState;
+    this.raftSnapshots =
+      options.snapshots === undefined
+        ? null
+        : new RaftSnapshots({
+            ...options.snapshots,
+            memberId: options.memberId,
+            storage: options.storage,
+            wal: options.wal,
+            backend: options.backend,
+            logger: options.logger,
+            onFatal: (error) => this.fail(error),
+          });
     this.loadAlarms();
     this.loadClusterVersion();
     // etcd's request timeout: 5 s plus two election timeouts.
@@ -166,7 +188,7 @@ export class EtcdServer implements EtcdServerApi {
         },
         softStateChanged: (state) => this.onSoftState(state),
         readStates: (states) => this.onReadStates(states),
-        afterReady: () => {},
+        afterReady: () => this.afterReady(),
         fatal: (error) => this.fail(error),
       },
     });
@@ -192,6 +214,8 @@ export class EtcdServer implements EtcdServerApi {
     this.stopped = true;
     if (this.sweeper !== null) clearInterval(this.sweeper);
     await this.loop.stop();
+    // A snapshot in flight writes to the WAL, which the caller closes next.
+    await this.raftSnapshots?.idle();
     const error = new EtcdError("Stopped");
     this.waiters.failAll(error);
     this.reads.failAll(error);
@@ -286,6 +310,8 @@ export class EtcdServer implements EtcdServerApi {
   async defragment(): Promise<etcdserverpb.DefragmentResponseInit> {
     await this.loop.pause();
     try {
+      // A running snapshot commits the backend; defragment swaps it. Paused, the loop starts no other.
+      await this.raftSnapshots?.idle();
       await this.backend.defragment();
     } finally {
       this.loop.resume();
@@ -403,7 +429,8 @@ export class EtcdServer implements EtcdServerApi {
     for (const entry of entries) {
       if (entry.index <= this.appliedIndexValue) {
         // Already in the backend (replayed from the WAL after a restart); raft still needs conf changes.
-        if (entry.type !== EntryType.Normal) this.node.applyConfChange(decodeConfChangeAny(entry));
+        if (entry.type !== EntryType.Normal)
+          this.confState = this.node.applyConfChange(decodeConfChangeAny(entry));
         continue;
       }
       switch (entry.type) {
@@ -546,7 +573,7 @@ export class EtcdServer implements EtcdServerApi {
           break;
       }
     }
-    this.node.applyConfChange(cc);
+    this.confState = this.node.applyConfChange(cc);
     this.backend.seal(entry.index, entry.term);
   }
 
@@ -697,6 +724,15 @@ export class EtcdServer implements EtcdServerApi {
       "publish-timeout": "7s",
     });
     for (const resolve of this.readyWaiters.splice(0)) resolve();
+  }
+
+  private afterReady(): void {
+    if (this.stopped || this.raftSnapshots === null) return;
+    this.raftSnapshots.maybeTrigger(this.appliedIndexValue, () => ({
+      index: this.appliedIndexValue,
+      confState: this.confState,
+      members: this.membership.list(),
+    }));
   }
 
   private onReadStates(states: readonly ReadState[]): void {

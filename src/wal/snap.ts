@@ -205,7 +205,7 @@ export class Snapshotter {
     const excess = names.length - this.maxSnapshots;
     for (let i = 0; i < excess; i++) {
       await rm(join(this.dir, names[i]!), { force: true });
-      this.logger.info({ name: names[i] }, "snap: purged an old snapshot file");
+      this.logger.info({ path: join(this.dir, names[i]!) }, "purged");
     }
     return Math.max(0, excess);
   }
