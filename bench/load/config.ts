@@ -82,6 +82,8 @@ export interface BenchConfig {
   transport: TransportKind;
   /** Run the Node servers the bench starts under --cpu-prof and summarise where their CPU went. */
   profile: boolean;
+  /** Extra `node` flags for the Node servers the bench starts (etcd-ts, the no-op server). */
+  serverNodeFlags: string[];
   help: boolean;
 }
 
@@ -112,6 +114,7 @@ const optionSpec = {
   "dial-timeout": { type: "string" },
   transport: { type: "string" },
   profile: { type: "boolean" },
+  "server-node-flags": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -150,6 +153,9 @@ common options:
                                      --trace-gc; print self time by category (GC, grpc-js, http2,
                                      codec, raft, wal, mvcc, ...) for the timed phase; keep the
                                      .cpuprofile files in the report directory
+  --server-node-flags="flags"        node flags for the etcd-ts / no-op server the bench starts, e.g.
+                                     --server-node-flags="--max-semi-space-size=32" (with the "=":
+                                     space-separated, each --name[=value])
 check-perf: --load s|m|l|xl  --auto-compact  --auto-defrag
 put, txn-put: --clients n --conns n --total n --rate n --key-size n --val-size n --key-space-size n
               --sequential-keys (put)  --txn-ops n (txn-put)
@@ -230,6 +236,20 @@ export function parseEndpoints(text: string): string[] {
  */
 export function defaultTransport(workload: WorkloadName): TransportKind {
   return workload === "check-perf" ? "http2" : "grpc-js";
+}
+
+/**
+ * `--server-node-flags`: space-separated node options, each `--name` or `--name=value` (a value
+ * cannot hold a space). Only options: an entry point or a stray word would change what runs.
+ */
+export function parseNodeFlags(text: string): string[] {
+  const flags = text.split(/\s+/).filter((flag) => flag.length > 0);
+  for (const flag of flags) {
+    if (!/^--[a-z0-9][a-z0-9-_]*(=\S*)?$/i.test(flag)) {
+      throw badArgs(`--server-node-flags: "${flag}" is not a node option (--name or --name=value)`);
+    }
+  }
+  return flags;
 }
 
 function isWorkloadName(text: string): text is WorkloadName {
@@ -340,10 +360,17 @@ export function parseConfig(argv: readonly string[]): BenchConfig {
       "--profile profiles a Node server the bench starts: add --compare-etcd-ts or --compare-null",
     );
   }
+  const serverNodeFlags = parseNodeFlags(values["server-node-flags"] ?? "");
+  if (serverNodeFlags.length > 0 && values["compare-etcd-ts"] !== true && values["compare-null"] !== true) {
+    throw badArgs(
+      "--server-node-flags applies to a Node server the bench starts: add --compare-etcd-ts or --compare-null",
+    );
+  }
   return {
     workload,
     transport: transport as TransportKind,
     profile,
+    serverNodeFlags,
     endpoints: parseEndpoints(values.endpoints ?? "127.0.0.1:2379"),
     endpointsGiven: values.endpoints !== undefined,
     load,

@@ -9,6 +9,7 @@ import { profileLines } from "../profile/text.js";
 import {
   type BenchSummary,
   compareTargets,
+  type MemorySummary,
   type SeriesSummary,
   seriesSummary,
   type TargetSummary,
@@ -21,7 +22,13 @@ import { closeConnections, openConnections } from "./connections.js";
 import { Engine, type IssueRequest } from "./engine.js";
 import { BenchError } from "./errors.js";
 import { assertPrefixEmpty, type CleanupResult, cleanupPrefix } from "./keyspace.js";
-import { processCpuSeconds, processPeakRssBytes } from "./procStats.js";
+import {
+  processCpuSeconds,
+  processPeakRssBytes,
+  type RssSample,
+  RssSampler,
+  rssGrowthBytesPerRequest,
+} from "./procStats.js";
 import { TokenBucket } from "./rateLimiter.js";
 import { initHistograms, LatencyRecorder } from "./recorder.js";
 import { leaseKeepAliveWorkload, runWatchLatency } from "./streamWorkloads.js";
@@ -96,6 +103,34 @@ interface MeasuredRun {
   cleanup: CleanupResult | null;
   serverCpuSeconds: number | null;
   generatorCpuSeconds: number;
+  /** The server's RSS through the timed phase (empty for an external endpoint). */
+  rssSamples: RssSample[];
+  /** VmHWM when the timed phase ended, before the cleanup; null for an external endpoint. */
+  peakRssBytes: number | null;
+}
+
+/**
+ * Server-side measurements around a timed phase: CPU seconds and RSS samples while it runs, and the
+ * peak RSS when it ends (before the cleanup, which can cost a server more memory than the workload).
+ */
+class ServerMeter {
+  private readonly cpuBefore: number | null;
+  private readonly sampler: RssSampler | null;
+
+  constructor(private readonly pid: number | null) {
+    this.cpuBefore = pid === null ? null : processCpuSeconds(pid);
+    this.sampler = pid === null ? null : new RssSampler(pid);
+    this.sampler?.start();
+  }
+
+  stop(): { cpuSeconds: number | null; rssSamples: RssSample[]; peakRssBytes: number | null } {
+    const cpuAfter = this.pid === null ? null : processCpuSeconds(this.pid);
+    return {
+      cpuSeconds: cpuDelta(this.cpuBefore, cpuAfter),
+      rssSamples: this.sampler?.stop() ?? [],
+      peakRssBytes: this.pid === null ? null : processPeakRssBytes(this.pid),
+    };
+  }
 }
 
 function plannedSeconds(config: BenchConfig): number {
@@ -216,7 +251,7 @@ async function runEngineWorkload(
       throw new Error("watch-latency is not engine-driven");
   }
   phase.begin(target.pid);
-  const serverCpuBefore = target.pid === null ? null : processCpuSeconds(target.pid);
+  const meter = new ServerMeter(target.pid);
   const generatorCpuBefore = process.cpuUsage();
   const startMs = performance.now();
   const recorder = new LatencyRecorder(startMs, plannedSeconds(config));
@@ -239,7 +274,7 @@ async function runEngineWorkload(
   });
   const result = await engine.run(issue).finally(stopProgress);
   const generatorCpu = process.cpuUsage(generatorCpuBefore);
-  const serverCpuAfter = target.pid === null ? null : processCpuSeconds(target.pid);
+  const server = meter.stop();
   phase.end();
   await closeWorkload();
   const cleanup = usesPrefix
@@ -262,8 +297,10 @@ async function runEngineWorkload(
     generatorBlocked: result.generatorBlocked,
     revisionBefore,
     cleanup,
-    serverCpuSeconds: cpuDelta(serverCpuBefore, serverCpuAfter),
+    serverCpuSeconds: server.cpuSeconds,
     generatorCpuSeconds: (generatorCpu.user + generatorCpu.system) / 1_000_000,
+    rssSamples: server.rssSamples,
+    peakRssBytes: server.peakRssBytes,
   };
 }
 
@@ -277,7 +314,7 @@ async function runWatchWorkload(
   const revisionBefore = await assertPrefixEmpty(connections[0]!, config.prefix);
   const key = Buffer.concat([Buffer.from(config.prefix), randomBytes(config.keySizeBytes)]);
   phase.begin(target.pid);
-  const serverCpuBefore = target.pid === null ? null : processCpuSeconds(target.pid);
+  const meter = new ServerMeter(target.pid);
   const generatorCpuBefore = process.cpuUsage();
   const startMs = performance.now();
   const eventRecorder = new LatencyRecorder(startMs, plannedSeconds(config));
@@ -297,7 +334,7 @@ async function runWatchWorkload(
     startMs,
   });
   const generatorCpu = process.cpuUsage(generatorCpuBefore);
-  const serverCpuAfter = target.pid === null ? null : processCpuSeconds(target.pid);
+  const server = meter.stop();
   phase.end();
   const cleanup = await cleanupPrefix(connections[0]!, config.prefix, {
     autoCompact: false,
@@ -320,8 +357,10 @@ async function runWatchWorkload(
     generatorBlocked: false,
     revisionBefore,
     cleanup,
-    serverCpuSeconds: cpuDelta(serverCpuBefore, serverCpuAfter),
+    serverCpuSeconds: server.cpuSeconds,
     generatorCpuSeconds: (generatorCpu.user + generatorCpu.system) / 1_000_000,
+    rssSamples: server.rssSamples,
+    peakRssBytes: server.peakRssBytes,
   };
 }
 
@@ -338,7 +377,14 @@ function skippedSummary(target: Target, reason: string): TargetSummary {
     skipped: reason,
     series: [],
     verdict: null,
-    server: { pid: null, cpuSeconds: null, cpuMicrosPerRequest: null, peakRssBytes: null },
+    server: {
+      pid: null,
+      cpuSeconds: null,
+      cpuMicrosPerRequest: null,
+      peakRssBytes: null,
+      peakRssAfterCleanupBytes: null,
+      memory: null,
+    },
     generator: { cpuMicrosPerRequest: 0, blocked: false },
     keyspace: { revisionBefore: null, deleteRevision: null, deleted: null },
     profile: null,
@@ -373,9 +419,9 @@ async function runTarget(
   const session = profileSessionFor(target, config, outDir);
   const options: StartOptions =
     session === null
-      ? defaultStartOptions
+      ? { ...defaultStartOptions, nodeFlags: config.serverNodeFlags }
       : {
-          nodeFlags: nodeProfileFlags(session.dir),
+          nodeFlags: [...config.serverNodeFlags, ...nodeProfileFlags(session.dir)],
           stdoutLine: session.stdoutLine,
           stopTimeoutMs: profiledStopTimeoutMs,
         };
@@ -398,9 +444,9 @@ async function runTarget(
     } finally {
       closeConnections(connections);
     }
-    const peakRssBytes = running.pid === null ? null : processPeakRssBytes(running.pid);
+    const peakRssAfterCleanupBytes = running.pid === null ? null : processPeakRssBytes(running.pid);
     acknowledged = measured.acknowledged;
-    outcome = summarize(target, running, measured, peakRssBytes, config);
+    outcome = summarize(target, running, measured, peakRssAfterCleanupBytes, config);
   } finally {
     activeTargets.delete(running);
     // SIGTERM: a profiled Node server writes its .cpuprofile files as it exits.
@@ -414,7 +460,7 @@ function summarize(
   target: Target,
   running: RunningTarget,
   measured: MeasuredRun,
-  peakRssBytes: number | null,
+  peakRssAfterCleanupBytes: number | null,
   config: BenchConfig,
 ): TargetOutcome {
   const hgrm = new Map<string, string>();
@@ -455,7 +501,9 @@ function summarize(
         pid: running.pid,
         cpuSeconds: measured.serverCpuSeconds,
         cpuMicrosPerRequest: perRequestMicros(measured.serverCpuSeconds, measured.acknowledged),
-        peakRssBytes,
+        peakRssBytes: measured.peakRssBytes,
+        peakRssAfterCleanupBytes,
+        memory: memorySummary(measured.rssSamples, series[0]?.throughputPerSecond ?? []),
       },
       generator: {
         cpuMicrosPerRequest: perRequestMicros(measured.generatorCpuSeconds, measured.issued) ?? 0,
@@ -468,6 +516,18 @@ function summarize(
       },
       profile: null,
     },
+  };
+}
+
+function memorySummary(samples: RssSample[], successesPerSecond: readonly number[]): MemorySummary | null {
+  const first = samples[0];
+  const last = samples[samples.length - 1];
+  if (first === undefined || last === undefined) return null;
+  return {
+    samples,
+    startRssBytes: first[1],
+    endRssBytes: last[1],
+    growthBytesPerRequest: rssGrowthBytesPerRequest(samples, successesPerSecond),
   };
 }
 

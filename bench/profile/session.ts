@@ -89,6 +89,15 @@ export function parseTraceGcLine(
   return { kind: scavengeKinds.has(match[1]) ? "scavenge" : "mark-compact", pauseMs: Number(match[2]) };
 }
 
+/**
+ * Whether a `--cpu-prof` file (`CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile`) was written by
+ * process `pid`: a report directory reused with --out may hold an earlier run's profiles.
+ */
+export function profileOfProcess(fileName: string, pid: number | null): boolean {
+  if (pid === null) return true;
+  return fileName.split(".")[3] === String(pid);
+}
+
 function monotonicMicros(): number {
   return Number(process.hrtime.bigint() / 1000n);
 }
@@ -158,7 +167,7 @@ export class ProfileSession {
     let files: string[] = [];
     try {
       files = readdirSync(this.dir)
-        .filter((name) => name.endsWith(".cpuprofile"))
+        .filter((name) => name.endsWith(".cpuprofile") && profileOfProcess(name, this.pid))
         .sort();
     } catch {
       // no directory: the server wrote nothing

@@ -304,6 +304,40 @@ function throughputChart(summary: BenchSummary): string {
 }
 
 /**
+ * Each started server's RSS over the timed phase (MiB), so retention (a line that climbs with every
+ * request) is told from a working set (a line that levels off). Empty when no target has samples.
+ */
+export function rssChart(summary: BenchSummary): string {
+  const series: ChartSeries[] = [];
+  let maxMib = 0;
+  let maxSeconds = 1;
+  summary.targets.forEach((target, targetIndex) => {
+    const samples = target.server.memory?.samples ?? [];
+    if (samples.length === 0) return;
+    const points = samples.map(([seconds, rssBytes]): [number, number] => [seconds, rssBytes / 1_048_576]);
+    for (const [seconds, mib] of points) {
+      maxMib = Math.max(maxMib, mib);
+      maxSeconds = Math.max(maxSeconds, seconds);
+    }
+    series.push({ name: target.name, color: colorOf(target.kind, targetIndex), dashed: false, points });
+  });
+  if (series.length === 0) return "";
+  const xTicks = niceTicks(maxSeconds, 6);
+  const yTicks = niceTicks(maxMib);
+  return lineChart(
+    "Server RSS during the timed phase",
+    {
+      label: "seconds since the timed phase started",
+      min: 0,
+      max: xTicks[xTicks.length - 1]!.value,
+      ticks: xTicks,
+    },
+    { label: "RSS (MiB)", min: 0, max: yTicks[yTicks.length - 1]!.value, ticks: yTicks },
+    series,
+  );
+}
+
+/**
  * --profile: server CPU by category in µs per acknowledged request, one bar per profiled target, so
  * etcd-ts's cost sits next to the no-op server's (the grpc-js floor) category by category.
  */
@@ -447,6 +481,7 @@ small { color: #666; font-weight: normal; }
 ${pre(comparisonTable(summary))}
 ${latencyChart(summary)}
 ${throughputChart(summary)}
+${rssChart(summary)}
 ${profileChart(summary)}
 ${sections.join("\n")}
 </body>

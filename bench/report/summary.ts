@@ -54,7 +54,15 @@ export interface TargetSummary {
     cpuSeconds: number | null;
     /** Server CPU per acknowledged request (per write, for the write workloads), in µs; null if external. */
     cpuMicrosPerRequest: number | null;
+    /** Peak RSS (VmHWM) at the end of the timed phase: start-up plus the workload, not the cleanup. */
     peakRssBytes: number | null;
+    /**
+     * Peak RSS once the cleanup (check perf's DeleteRange of every key written) is done; a server that
+     * builds the whole delete in memory peaks here, not in the timed phase.
+     */
+    peakRssAfterCleanupBytes: number | null;
+    /** RSS over the timed phase; null for an external endpoint. */
+    memory: MemorySummary | null;
   };
   generator: {
     cpuMicrosPerRequest: number;
@@ -68,6 +76,19 @@ export interface TargetSummary {
   };
   /** --profile: where the server's CPU went in the timed phase; null when not profiled. */
   profile: ProfileReport | null;
+}
+
+/** A started server's RSS through the timed phase (see bench/load/procStats.ts RssSampler). */
+export interface MemorySummary {
+  /** [seconds since the timed phase began, RSS bytes, anonymous bytes, file-backed bytes], ~1 per second. */
+  samples: Array<[number, number, number, number]>;
+  startRssBytes: number;
+  endRssBytes: number;
+  /**
+   * RSS growth per acknowledged request over the second half of the timed phase (past warm-up): steady
+   * retention per request, or ~0 for a working set. Null when too short to tell.
+   */
+  growthBytesPerRequest: number | null;
 }
 
 export interface WorkloadSummary {

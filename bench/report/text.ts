@@ -7,6 +7,8 @@ function formatMs(value: number): string {
   return value >= 100 ? value.toFixed(1) : value >= 10 ? value.toFixed(2) : value.toFixed(3);
 }
 
+const mebibyte = 1_048_576;
+
 function formatNumber(value: number | null, digits: number): string {
   return value === null || !Number.isFinite(value) ? "n/a" : value.toFixed(digits);
 }
@@ -70,8 +72,10 @@ export function targetLines(target: TargetSummary): string[] {
   const rss =
     target.server.peakRssBytes === null
       ? ""
-      : `, peak RSS ${(target.server.peakRssBytes / 1_048_576).toFixed(1)} MiB`;
+      : `, peak RSS ${(target.server.peakRssBytes / mebibyte).toFixed(1)} MiB`;
   lines.push(`${cpu}${rss}; generator CPU ${target.generator.cpuMicrosPerRequest.toFixed(1)} µs per request`);
+  const memory = memoryLine(target);
+  if (memory !== null) lines.push(memory);
   if (target.profile !== null) {
     lines.push("note: profiled run (--cpu-prof): the server CPU above includes the profiler's overhead");
   }
@@ -79,6 +83,35 @@ export function targetLines(target: TargetSummary): string[] {
     lines.push("note: the generator's queue filled up at times (the target fell behind the requested rate)");
   }
   return lines;
+}
+
+/**
+ * RSS from the start to the end of the timed phase with its slope per request (retention shows as a
+ * steady slope), and the peak the cleanup reached when it is above the timed phase's.
+ */
+export function memoryLine(target: TargetSummary): string | null {
+  const memory = target.server.memory;
+  if (memory === null) return null;
+  const growth = memory.growthBytesPerRequest;
+  const slope =
+    growth === null
+      ? ""
+      : ` (${growth >= 0 ? "+" : ""}${(growth / 1024).toFixed(2)} KiB per acknowledged request in its second half)`;
+  const afterCleanup = target.server.peakRssAfterCleanupBytes;
+  const peak = target.server.peakRssBytes ?? 0;
+  const cleanup =
+    afterCleanup !== null && afterCleanup > peak
+      ? `; the cleanup raised the peak to ${(afterCleanup / mebibyte).toFixed(1)} MiB`
+      : "";
+  return (
+    `server RSS in the timed phase: ${(memory.startRssBytes / mebibyte).toFixed(1)} MiB at its start, ` +
+    `${(memory.endRssBytes / mebibyte).toFixed(1)} MiB at its end${slope}${cleanup}`
+  );
+}
+
+function growthKibPerRequest(target: TargetSummary): number | null {
+  const growth = target.server.memory?.growthBytesPerRequest ?? null;
+  return growth === null ? null : growth / 1024;
 }
 
 /** All targets side by side, with each one's ratio to the reference (etcd when it ran). */
@@ -94,6 +127,7 @@ export function comparisonTable(summary: BenchSummary): string[] {
       "errors",
       "server µs/req",
       "peak RSS MiB",
+      "RSS KiB/req",
       "gen µs/req",
       `req/s vs ${reference}`,
       `p99 vs ${reference}`,
@@ -115,7 +149,8 @@ export function comparisonTable(summary: BenchSummary): string[] {
       formatMs(series.latencyMs.max),
       String(series.failed),
       formatNumber(target.server.cpuMicrosPerRequest, 1),
-      formatNumber(target.server.peakRssBytes === null ? null : target.server.peakRssBytes / 1_048_576, 1),
+      formatNumber(target.server.peakRssBytes === null ? null : target.server.peakRssBytes / mebibyte, 1),
+      formatNumber(growthKibPerRequest(target), 2),
       target.generator.cpuMicrosPerRequest.toFixed(1),
       formatRatio(comparison?.requestsPerSecondRatio ?? null),
       formatRatio(comparison?.p99Ratio ?? null),

@@ -79,6 +79,12 @@ describe("npm run bench -- --compare-etcd-ts --compare-null --profile (the etcd-
     assert.ok(series.succeeded > 0);
     assert.ok(target.server.cpuMicrosPerRequest !== null && target.server.cpuMicrosPerRequest > 0);
     assert.ok(target.server.peakRssBytes !== null && target.server.peakRssBytes > 0);
+    // RSS sampled through the timed phase, and the peak read again after the cleanup (never lower).
+    const memory = target.server.memory;
+    assert.ok(memory !== null && memory.samples.length >= 2, "a sample at the start and at the end");
+    assert.equal(memory.startRssBytes, memory.samples[0]![1]);
+    assert.ok(target.server.peakRssAfterCleanupBytes! >= target.server.peakRssBytes);
+    assert.match(run.stdout, /^server RSS in the timed phase: [\d.]+ MiB at its start/m);
     // etcd-ts stored the keys: the cleanup's DeleteRange removed exactly the ones written.
     assert.equal(target.keyspace.deleted, String(series.succeeded));
     assert.equal(
