@@ -115,7 +115,11 @@ async function main(): Promise<void> {
   };
   for (const signal of HANDLED_SIGNALS) process.on(signal, () => onSignal(signal));
   process.on("uncaughtException", (error) => {
-    logger.fatal("etcd-ts stopped on an unexpected error", { error: error.stack ?? error.message });
+    try {
+      logger.fatal("etcd-ts stopped on an unexpected error", { error: error.stack ?? error.message });
+    } catch {
+      // stderr itself may be what failed (EPIPE once whoever read it is gone); stop all the same.
+    }
     dieBySignal("SIGKILL");
   });
 

@@ -90,6 +90,12 @@ export async function startEtcdTs(options: EtcdTsOptions = {}): Promise<EtcdTs> 
     if (onReady !== null && stderr.includes(READY_LINE)) onReady();
   });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  // A test process that ends (a failed assertion, a runner that gives up) must not leave servers behind.
+  const killOnExit = (): void => {
+    child.kill("SIGKILL");
+  };
+  process.once("exit", killOnExit);
+  void exited.then(() => process.off("exit", killOnExit));
   const removeDataDir = (): void => {
     if (ownsDataDir && options.keepDataDir !== true) rmSync(dataDir, { recursive: true, force: true });
   };
