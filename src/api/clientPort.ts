@@ -13,6 +13,13 @@ import { type Server as GrpcServer, ServerCredentials } from "@grpc/grpc-js";
 
 /** The HTTP/2 connection preface (RFC 9113 §3.4). HTTP/1.x requests never start with "PRI ". */
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+/**
+ * Go's http.DefaultMaxHeaderBytes (etcd's client HTTP server keeps the default) and the 4 KiB Go reads
+ * past it before answering 431: a request line plus headers up to this size is served, as by etcd
+ * (Node's own default, 16 KiB, refused headers etcd accepts).
+ */
+const GO_MAX_HEADER_BYTES = 1 << 20;
+const GO_HEADER_SLACK_BYTES = 4096;
 /** A connection that sends nothing for this long before we can tell its protocol is closed. */
 const SNIFF_TIMEOUT_MS = 10_000;
 
@@ -38,7 +45,13 @@ export interface ClientPort {
 
 export async function listenClientPort(options: ClientPortOptions): Promise<ClientPort> {
   const injector = options.grpcServer.createConnectionInjector(ServerCredentials.createInsecure());
-  const httpServer = createHttpServer({ keepAlive: true }, options.http);
+  const httpServer = createHttpServer(
+    { keepAlive: true, maxHeaderSize: GO_MAX_HEADER_BYTES + GO_HEADER_SLACK_BYTES },
+    options.http,
+  );
+  // Node's HTTP server starts tracking its connections (for closeIdleConnections and the request and
+  // headers timeouts) on 'listening', which this server never gets: it is fed sockets, it does not bind.
+  httpServer.emit("listening");
   const sockets = new Set<Socket>();
 
   const route = (socket: Socket, head: Buffer): void => {

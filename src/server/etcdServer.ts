@@ -525,7 +525,10 @@ export class EtcdServer implements EtcdServerApi {
       const attributes = attr.memberAttributes;
       this.membership.setAttributes(attr.memberID, attributes?.name ?? "", attributes?.clientUrls ?? []);
       this.backend.seal(index, term);
-      if (attr.memberID === this.memberId && !this.published) this.onPublished();
+      // Only this process's own publish counts: one replayed from the WAL (a backend that lagged before a
+      // crash) says nothing about a leader now, and readiness must wait for one.
+      const proposedHere = this.waiters.has(request.ID);
+      if (attr.memberID === this.memberId && !this.published && proposedHere) this.onPublished();
       return { type: "none" };
     }
     if (request.clusterVersionSet !== undefined) {
