@@ -170,6 +170,7 @@ export async function startMemberWithConfig(
       // EtcdServer takes <= 0 as "no quota"; the config says Infinity for a disabled one.
       quotaBackendBytes: Number.isFinite(config.quotaBackendBytes) ? config.quotaBackendBytes : 0,
       onFatal: fatal,
+      snapshots: { snapshotter: booted.snapshotter, snapshotCount: config.snapshotCount },
     });
     const api = createApi(server, {
       maxRequestBytes: config.maxRequestBytes,
