@@ -13,10 +13,28 @@
  */
 import { assert } from "../assert.js";
 
-/** Bad bytes on the wire: a typed error with a stable code, never an assertion. */
+/**
+ * Bad bytes on the wire: a typed error with a stable code, never an assertion. Messages are the texts
+ * etcd's gogo-generated Unmarshal methods return for the same input (`unexpected EOF`, `proto: integer
+ * overflow`, `proto: wrong wireType = 0 for field Key`, ...), since etcd sends them to the client inside
+ * `grpc: error unmarshalling request: ...`.
+ */
 export class ProtoDecodeError extends Error {
   override readonly name = "ProtoDecodeError";
   readonly code = "ERR_PROTO_DECODE";
+}
+
+/** Go's io.ErrUnexpectedEOF: gogo's answer to every truncation and every length that overruns. */
+const UNEXPECTED_EOF = "unexpected EOF";
+
+/**
+ * What a generated reader passes for the fields it does not decode itself: the Go names gogo's error
+ * texts use. `message`: the Go type name (`PutRequest`, nested types joined with `_`); `fields`: field
+ * number -> Go field name (`range_end` -> `RangeEnd`), for every field the message declares.
+ */
+export interface FieldNames {
+  readonly message: string;
+  readonly fields: Readonly<Record<number, string>>;
 }
 
 const TWO_POW_32 = 4294967296;
@@ -316,7 +334,7 @@ export class Reader {
   }
 
   private byte(): number {
-    if (this.pos >= this.buf.length) throw new ProtoDecodeError("truncated message");
+    if (this.pos >= this.buf.length) throw new ProtoDecodeError(UNEXPECTED_EOF);
     return this.buf[this.pos++]!;
   }
 
@@ -360,7 +378,8 @@ export class Reader {
         b = this.byte();
         hi |= (b & 0x7f) << shift;
         if (b < 0x80) break;
-        if (shift + 7 >= 32) throw new ProtoDecodeError("varint longer than ten bytes");
+        // Ten bytes hold 64 bits; an eleventh is gogo's ErrIntOverflow.
+        if (shift + 7 >= 32) throw new ProtoDecodeError("proto: integer overflow");
       }
     }
     this.lo = lo >>> 0;
@@ -410,9 +429,22 @@ export class Reader {
 
   /** End offset of a length-delimited field whose length is next; checks it fits in `end`. */
   delimitedEnd(end: number): number {
-    const length = this.uint32();
+    const buf = this.buf;
+    const first = this.pos < buf.length ? buf[this.pos]! : 0x100;
+    let length: number;
+    if (first < 0x80) {
+      this.pos++;
+      length = first;
+    } else {
+      this.varint64();
+      // Go reads the length as an int: from 2^63 it is negative; any length of 2^32 or more overruns.
+      if (this.hi >= 0x80000000)
+        throw new ProtoDecodeError("proto: negative length found during unmarshaling");
+      if (this.hi !== 0) throw new ProtoDecodeError(UNEXPECTED_EOF);
+      length = this.lo;
+    }
     const fieldEnd = this.pos + length;
-    if (fieldEnd > end) throw new ProtoDecodeError("length-delimited field overruns its message");
+    if (fieldEnd > end) throw new ProtoDecodeError(UNEXPECTED_EOF);
     return fieldEnd;
   }
 
@@ -448,13 +480,31 @@ export class Reader {
   }
 
   leaveMessage(end: number): void {
-    if (this.pos !== end) throw new ProtoDecodeError("message overruns its length");
+    // Only a last field read past `end` gets here (gogo reads a nested message from its own slice).
+    if (this.pos !== end) throw new ProtoDecodeError(UNEXPECTED_EOF);
     this.depth--;
   }
 
-  /** Skips a field this schema does not know (or knows with another wire type), as proto3 requires. */
+  /**
+   * A field the generated reader has no case for. As gogo's Unmarshal: an end-group tag or field number 0
+   * is an error, a declared field with another wire type is an error (`wrong wireType`), and only an
+   * undeclared field is skipped, as proto3 requires.
+   */
+  unknown(tag: number, end: number, names: FieldNames): void {
+    const wireType = tag & 7;
+    const field = tag >>> 3;
+    if (wireType === 4)
+      throw new ProtoDecodeError(`proto: ${names.message}: wiretype end group for non-group`);
+    // gogo prints the whole tag where it says "wire type".
+    if (field === 0) throw new ProtoDecodeError(`proto: ${names.message}: illegal tag 0 (wire type ${tag})`);
+    const name = names.fields[field];
+    if (name !== undefined)
+      throw new ProtoDecodeError(`proto: wrong wireType = ${wireType} for field ${name}`);
+    this.skip(tag, end);
+  }
+
+  /** Skips one undeclared field (gogo's skip function: no field-number checks inside). */
   skip(tag: number, end: number): void {
-    if (tag >>> 3 === 0) throw new ProtoDecodeError("field number 0");
     switch (tag & 7) {
       case 0:
         this.varint64();
@@ -466,26 +516,30 @@ export class Reader {
         this.pos = this.delimitedEnd(end);
         break;
       case 3:
-        this.skipGroup(tag >>> 3, end);
+        this.skipGroup(end);
         break;
+      case 4:
+        // Only reachable inside a group, which skipGroup ends itself.
+        throw new ProtoDecodeError("proto: unexpected end of group");
       case 5:
         this.pos += 4;
         break;
       default:
-        throw new ProtoDecodeError(`invalid wire type ${tag & 7}`);
+        throw new ProtoDecodeError(`proto: illegal wireType ${tag & 7}`);
     }
-    if (this.pos > end) throw new ProtoDecodeError("field overruns its message");
+    if (this.pos > end) throw new ProtoDecodeError(UNEXPECTED_EOF);
   }
 
-  private skipGroup(fieldNumber: number, end: number): void {
+  /**
+   * Skips a group up to the next end-group tag, nested groups included. Like etcd 3.4's gogo, the end
+   * tag's field number is not compared with the start's.
+   */
+  private skipGroup(end: number): void {
     this.enterMessage();
     for (;;) {
-      if (this.pos >= end) throw new ProtoDecodeError("unterminated group");
+      if (this.pos >= end) throw new ProtoDecodeError(UNEXPECTED_EOF);
       const tag = this.uint32();
-      if ((tag & 7) === 4) {
-        if (tag >>> 3 !== fieldNumber) throw new ProtoDecodeError("mismatched end group");
-        break;
-      }
+      if ((tag & 7) === 4) break;
       this.skip(tag, end);
     }
     this.depth--;
@@ -498,7 +552,8 @@ const SHARED_READER = new Reader();
 export function decodeWith<T>(buf: Uint8Array, read: (r: Reader, end: number) => T): T {
   SHARED_READER.reset(buf);
   const message = read(SHARED_READER, buf.length);
-  if (SHARED_READER.pos !== buf.length) throw new ProtoDecodeError("trailing bytes after message");
+  // A reader stops at `end` unless its last field ran past it (a fixed-width skip).
+  if (SHARED_READER.pos !== buf.length) throw new ProtoDecodeError(UNEXPECTED_EOF);
   // Drop the reference so a large input is not kept alive by the shared reader.
   SHARED_READER.reset(EMPTY_BYTES);
   return message;

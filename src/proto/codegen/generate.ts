@@ -46,6 +46,33 @@ function camelCase(name: string): string {
   return name.replace(/_([a-zA-Z0-9])/g, (_m, c: string) => c.toUpperCase());
 }
 
+/**
+ * The Go field name gogo generates (and names in its decode errors): protoc-gen-go's CamelCase. An
+ * underscore before a lower-case letter is dropped and that letter upper-cased; a leading underscore
+ * becomes "X"; digits and upper-case letters stay (`range_end` -> `RangeEnd`, `peerURLs` -> `PeerURLs`).
+ */
+function goCamelCase(name: string): string {
+  const lower = (c: string | undefined) => c !== undefined && c >= "a" && c <= "z";
+  let out = "";
+  let i = 0;
+  if (name.startsWith("_")) {
+    out += "X";
+    i++;
+  }
+  for (; i < name.length; i++) {
+    let c = name[i] as string;
+    if (c === "_" && lower(name[i + 1])) continue;
+    if (c >= "0" && c <= "9") {
+      out += c;
+      continue;
+    }
+    if (lower(c)) c = c.toUpperCase();
+    out += c;
+    while (lower(name[i + 1])) out += name[++i] as string;
+  }
+  return out;
+}
+
 function packageOf(obj: protobuf.ReflectionObject): string {
   let ns: protobuf.ReflectionObject | null = obj;
   while (ns !== null && ns.parent !== null && ns.parent.parent !== null) ns = ns.parent;
@@ -382,7 +409,7 @@ function readCases(f: FieldInfo, m: string): string[] {
       out.push(`case ${tagOf(f, 2)}: {`);
       out.push("  const packedEnd = r.delimitedEnd(end);");
       out.push(`  while (r.pos < packedEnd) ${v}.push(${scalarRead(f)});`);
-      out.push('  if (r.pos !== packedEnd) throw new ProtoDecodeError("packed field overruns its length");');
+      out.push('  if (r.pos !== packedEnd) throw new ProtoDecodeError("unexpected EOF");');
       out.push("  break;");
       out.push("}");
     }
@@ -528,6 +555,10 @@ function genMessage(t: protobuf.Type, pkg: string): string {
     const f = s.info;
     return `${f.prop}: ${f.repeated ? "[]" : DEFAULTS[f.kind]}`;
   });
+  // Names for decode errors (Reader.unknown): a declared field seen with another wire type is refused.
+  const goNames = fields.map((f) => `${f.id}: "${goCamelCase(f.name)}"`).join(", ");
+  lines.push(`const ${name}_FIELDS: FieldNames = { message: "${name}", fields: { ${goNames} } };`);
+  lines.push("");
   lines.push(`function read${name}(r: Reader, end: number, into?: ${name}): ${name} {`);
   lines.push(`  const m: ${name} = into ?? { ${defaults.join(", ")} };`);
   lines.push("  while (r.pos < end) {");
@@ -549,7 +580,7 @@ function genMessage(t: protobuf.Type, pkg: string): string {
     }
   }
   lines.push("      default:");
-  lines.push("        r.skip(tag, end);");
+  lines.push(`        r.unknown(tag, end, ${name}_FIELDS);`);
   lines.push("    }");
   lines.push("  }");
   lines.push("  return m;");
@@ -650,6 +681,7 @@ function genPackage(root: protobuf.Root, pkg: string): string {
     "  EMPTY_BYTES,",
     "  encodeIntoWith,",
     "  encodeWith,",
+    "  type FieldNames,",
     "  int32Size,",
     "  int64BigintSize,",
     "  int64NumberSize,",

@@ -6,6 +6,7 @@ import {
   EMPTY_BYTES,
   encodeIntoWith,
   encodeWith,
+  type FieldNames,
   int32Size,
   type MessageType,
   type Reader,
@@ -54,6 +55,8 @@ function writeUserAddOptions(m: UserAddOptionsInit, w: Writer): void {
   }
 }
 
+const UserAddOptions_FIELDS: FieldNames = { message: "UserAddOptions", fields: { 1: "NoPassword" } };
+
 function readUserAddOptions(r: Reader, end: number, into?: UserAddOptions): UserAddOptions {
   const m: UserAddOptions = into ?? { noPassword: false };
   while (r.pos < end) {
@@ -63,7 +66,7 @@ function readUserAddOptions(r: Reader, end: number, into?: UserAddOptions): User
         m.noPassword = r.bool();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, UserAddOptions_FIELDS);
     }
   }
   return m;
@@ -162,6 +165,8 @@ function writeUser(m: UserInit, w: Writer): void {
   }
 }
 
+const User_FIELDS: FieldNames = { message: "User", fields: { 1: "Name", 2: "Password", 3: "Roles", 4: "Options" } };
+
 function readUser(r: Reader, end: number, into?: User): User {
   const m: User = into ?? { name: EMPTY_BYTES, password: EMPTY_BYTES, roles: [], options: undefined };
   while (r.pos < end) {
@@ -185,7 +190,7 @@ function readUser(r: Reader, end: number, into?: User): User {
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, User_FIELDS);
     }
   }
   return m;
@@ -262,6 +267,8 @@ function writePermission(m: PermissionInit, w: Writer): void {
   }
 }
 
+const Permission_FIELDS: FieldNames = { message: "Permission", fields: { 1: "PermType", 2: "Key", 3: "RangeEnd" } };
+
 function readPermission(r: Reader, end: number, into?: Permission): Permission {
   const m: Permission = into ?? { permType: 0, key: EMPTY_BYTES, rangeEnd: EMPTY_BYTES };
   while (r.pos < end) {
@@ -277,7 +284,7 @@ function readPermission(r: Reader, end: number, into?: Permission): Permission {
         m.rangeEnd = r.bytes(end);
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, Permission_FIELDS);
     }
   }
   return m;
@@ -355,6 +362,8 @@ function writeRole(m: RoleInit, w: Writer): void {
   }
 }
 
+const Role_FIELDS: FieldNames = { message: "Role", fields: { 1: "Name", 2: "KeyPermission" } };
+
 function readRole(r: Reader, end: number, into?: Role): Role {
   const m: Role = into ?? { name: EMPTY_BYTES, keyPermission: [] };
   while (r.pos < end) {
@@ -372,7 +381,7 @@ function readRole(r: Reader, end: number, into?: Role): Role {
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, Role_FIELDS);
     }
   }
   return m;

@@ -6,6 +6,7 @@ import {
   EMPTY_BYTES,
   encodeIntoWith,
   encodeWith,
+  type FieldNames,
   int32Size,
   int64BigintSize,
   int64NumberSize,
@@ -199,6 +200,8 @@ function writeResponseHeader(m: ResponseHeaderInit, w: Writer): void {
   }
 }
 
+const ResponseHeader_FIELDS: FieldNames = { message: "ResponseHeader", fields: { 1: "ClusterId", 2: "MemberId", 3: "Revision", 4: "RaftTerm" } };
+
 function readResponseHeader(r: Reader, end: number, into?: ResponseHeader): ResponseHeader {
   const m: ResponseHeader = into ?? { clusterId: 0n, memberId: 0n, revision: 0, raftTerm: 0 };
   while (r.pos < end) {
@@ -217,7 +220,7 @@ function readResponseHeader(r: Reader, end: number, into?: ResponseHeader): Resp
         m.raftTerm = r.uint64Number();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, ResponseHeader_FIELDS);
     }
   }
   return m;
@@ -396,6 +399,8 @@ function writeRangeRequest(m: RangeRequestInit, w: Writer): void {
   }
 }
 
+const RangeRequest_FIELDS: FieldNames = { message: "RangeRequest", fields: { 1: "Key", 2: "RangeEnd", 3: "Limit", 4: "Revision", 5: "SortOrder", 6: "SortTarget", 7: "Serializable", 8: "KeysOnly", 9: "CountOnly", 10: "MinModRevision", 11: "MaxModRevision", 12: "MinCreateRevision", 13: "MaxCreateRevision" } };
+
 function readRangeRequest(r: Reader, end: number, into?: RangeRequest): RangeRequest {
   const m: RangeRequest = into ?? { key: EMPTY_BYTES, rangeEnd: EMPTY_BYTES, limit: 0, revision: 0, sortOrder: 0, sortTarget: 0, serializable: false, keysOnly: false, countOnly: false, minModRevision: 0, maxModRevision: 0, minCreateRevision: 0, maxCreateRevision: 0 };
   while (r.pos < end) {
@@ -441,7 +446,7 @@ function readRangeRequest(r: Reader, end: number, into?: RangeRequest): RangeReq
         m.maxCreateRevision = r.int64Number();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, RangeRequest_FIELDS);
     }
   }
   return m;
@@ -560,6 +565,8 @@ function writeRangeResponse(m: RangeResponseInit, w: Writer): void {
   }
 }
 
+const RangeResponse_FIELDS: FieldNames = { message: "RangeResponse", fields: { 1: "Header", 2: "Kvs", 3: "More", 4: "Count" } };
+
 function readRangeResponse(r: Reader, end: number, into?: RangeResponse): RangeResponse {
   const m: RangeResponse = into ?? { header: undefined, kvs: [], more: false, count: 0 };
   while (r.pos < end) {
@@ -588,7 +595,7 @@ function readRangeResponse(r: Reader, end: number, into?: RangeResponse): RangeR
         m.count = r.int64Number();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, RangeResponse_FIELDS);
     }
   }
   return m;
@@ -701,6 +708,8 @@ function writePutRequest(m: PutRequestInit, w: Writer): void {
   }
 }
 
+const PutRequest_FIELDS: FieldNames = { message: "PutRequest", fields: { 1: "Key", 2: "Value", 3: "Lease", 4: "PrevKv", 5: "IgnoreValue", 6: "IgnoreLease" } };
+
 function readPutRequest(r: Reader, end: number, into?: PutRequest): PutRequest {
   const m: PutRequest = into ?? { key: EMPTY_BYTES, value: EMPTY_BYTES, lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false };
   while (r.pos < end) {
@@ -725,7 +734,7 @@ function readPutRequest(r: Reader, end: number, into?: PutRequest): PutRequest {
         m.ignoreLease = r.bool();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, PutRequest_FIELDS);
     }
   }
   return m;
@@ -803,6 +812,8 @@ function writePutResponse(m: PutResponseInit, w: Writer): void {
   }
 }
 
+const PutResponse_FIELDS: FieldNames = { message: "PutResponse", fields: { 1: "Header", 2: "PrevKv" } };
+
 function readPutResponse(r: Reader, end: number, into?: PutResponse): PutResponse {
   const m: PutResponse = into ?? { header: undefined, prevKv: undefined };
   while (r.pos < end) {
@@ -825,7 +836,7 @@ function readPutResponse(r: Reader, end: number, into?: PutResponse): PutRespons
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, PutResponse_FIELDS);
     }
   }
   return m;
@@ -903,6 +914,8 @@ function writeDeleteRangeRequest(m: DeleteRangeRequestInit, w: Writer): void {
   }
 }
 
+const DeleteRangeRequest_FIELDS: FieldNames = { message: "DeleteRangeRequest", fields: { 1: "Key", 2: "RangeEnd", 3: "PrevKv" } };
+
 function readDeleteRangeRequest(r: Reader, end: number, into?: DeleteRangeRequest): DeleteRangeRequest {
   const m: DeleteRangeRequest = into ?? { key: EMPTY_BYTES, rangeEnd: EMPTY_BYTES, prevKv: false };
   while (r.pos < end) {
@@ -918,7 +931,7 @@ function readDeleteRangeRequest(r: Reader, end: number, into?: DeleteRangeReques
         m.prevKv = r.bool();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, DeleteRangeRequest_FIELDS);
     }
   }
   return m;
@@ -1009,6 +1022,8 @@ function writeDeleteRangeResponse(m: DeleteRangeResponseInit, w: Writer): void {
   }
 }
 
+const DeleteRangeResponse_FIELDS: FieldNames = { message: "DeleteRangeResponse", fields: { 1: "Header", 2: "Deleted", 3: "PrevKvs" } };
+
 function readDeleteRangeResponse(r: Reader, end: number, into?: DeleteRangeResponse): DeleteRangeResponse {
   const m: DeleteRangeResponse = into ?? { header: undefined, deleted: 0, prevKvs: [] };
   while (r.pos < end) {
@@ -1034,7 +1049,7 @@ function readDeleteRangeResponse(r: Reader, end: number, into?: DeleteRangeRespo
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, DeleteRangeResponse_FIELDS);
     }
   }
   return m;
@@ -1147,6 +1162,8 @@ function writeRequestOp(m: RequestOpInit, w: Writer): void {
   }
 }
 
+const RequestOp_FIELDS: FieldNames = { message: "RequestOp", fields: { 1: "RequestRange", 2: "RequestPut", 3: "RequestDeleteRange", 4: "RequestTxn" } };
+
 function readRequestOp(r: Reader, end: number, into?: RequestOp): RequestOp {
   const m: RequestOp = into ?? { request: undefined };
   while (r.pos < end) {
@@ -1185,7 +1202,7 @@ function readRequestOp(r: Reader, end: number, into?: RequestOp): RequestOp {
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, RequestOp_FIELDS);
     }
   }
   return m;
@@ -1310,6 +1327,8 @@ function writeResponseOp(m: ResponseOpInit, w: Writer): void {
   }
 }
 
+const ResponseOp_FIELDS: FieldNames = { message: "ResponseOp", fields: { 1: "ResponseRange", 2: "ResponsePut", 3: "ResponseDeleteRange", 4: "ResponseTxn" } };
+
 function readResponseOp(r: Reader, end: number, into?: ResponseOp): ResponseOp {
   const m: ResponseOp = into ?? { response: undefined };
   while (r.pos < end) {
@@ -1348,7 +1367,7 @@ function readResponseOp(r: Reader, end: number, into?: ResponseOp): ResponseOp {
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, ResponseOp_FIELDS);
     }
   }
   return m;
@@ -1505,6 +1524,8 @@ function writeCompare(m: CompareInit, w: Writer): void {
   }
 }
 
+const Compare_FIELDS: FieldNames = { message: "Compare", fields: { 1: "Result", 2: "Target", 3: "Key", 4: "Version", 5: "CreateRevision", 6: "ModRevision", 7: "Value", 8: "Lease", 64: "RangeEnd" } };
+
 function readCompare(r: Reader, end: number, into?: Compare): Compare {
   const m: Compare = into ?? { result: 0, target: 0, key: EMPTY_BYTES, targetUnion: undefined, rangeEnd: EMPTY_BYTES };
   while (r.pos < end) {
@@ -1543,7 +1564,7 @@ function readCompare(r: Reader, end: number, into?: Compare): Compare {
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, Compare_FIELDS);
     }
   }
   return m;
@@ -1657,6 +1678,8 @@ function writeTxnRequest(m: TxnRequestInit, w: Writer): void {
   }
 }
 
+const TxnRequest_FIELDS: FieldNames = { message: "TxnRequest", fields: { 1: "Compare", 2: "Success", 3: "Failure" } };
+
 function readTxnRequest(r: Reader, end: number, into?: TxnRequest): TxnRequest {
   const m: TxnRequest = into ?? { compare: [], success: [], failure: [] };
   while (r.pos < end) {
@@ -1687,7 +1710,7 @@ function readTxnRequest(r: Reader, end: number, into?: TxnRequest): TxnRequest {
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, TxnRequest_FIELDS);
     }
   }
   return m;
@@ -1781,6 +1804,8 @@ function writeTxnResponse(m: TxnResponseInit, w: Writer): void {
   }
 }
 
+const TxnResponse_FIELDS: FieldNames = { message: "TxnResponse", fields: { 1: "Header", 2: "Succeeded", 3: "Responses" } };
+
 function readTxnResponse(r: Reader, end: number, into?: TxnResponse): TxnResponse {
   const m: TxnResponse = into ?? { header: undefined, succeeded: false, responses: [] };
   while (r.pos < end) {
@@ -1806,7 +1831,7 @@ function readTxnResponse(r: Reader, end: number, into?: TxnResponse): TxnRespons
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, TxnResponse_FIELDS);
     }
   }
   return m;
@@ -1876,6 +1901,8 @@ function writeCompactionRequest(m: CompactionRequestInit, w: Writer): void {
   }
 }
 
+const CompactionRequest_FIELDS: FieldNames = { message: "CompactionRequest", fields: { 1: "Revision", 2: "Physical" } };
+
 function readCompactionRequest(r: Reader, end: number, into?: CompactionRequest): CompactionRequest {
   const m: CompactionRequest = into ?? { revision: 0, physical: false };
   while (r.pos < end) {
@@ -1888,7 +1915,7 @@ function readCompactionRequest(r: Reader, end: number, into?: CompactionRequest)
         m.physical = r.bool();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, CompactionRequest_FIELDS);
     }
   }
   return m;
@@ -1949,6 +1976,8 @@ function writeCompactionResponse(m: CompactionResponseInit, w: Writer): void {
   }
 }
 
+const CompactionResponse_FIELDS: FieldNames = { message: "CompactionResponse", fields: { 1: "Header" } };
+
 function readCompactionResponse(r: Reader, end: number, into?: CompactionResponse): CompactionResponse {
   const m: CompactionResponse = into ?? { header: undefined };
   while (r.pos < end) {
@@ -1963,7 +1992,7 @@ function readCompactionResponse(r: Reader, end: number, into?: CompactionRespons
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, CompactionResponse_FIELDS);
     }
   }
   return m;
@@ -2010,13 +2039,15 @@ function sizeHashRequest(m: HashRequestInit): number {
 function writeHashRequest(m: HashRequestInit, w: Writer): void {
 }
 
+const HashRequest_FIELDS: FieldNames = { message: "HashRequest", fields: {  } };
+
 function readHashRequest(r: Reader, end: number, into?: HashRequest): HashRequest {
   const m: HashRequest = into ?? {  };
   while (r.pos < end) {
     const tag = r.uint32();
     switch (tag) {
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, HashRequest_FIELDS);
     }
   }
   return m;
@@ -2074,6 +2105,8 @@ function writeHashKVRequest(m: HashKVRequestInit, w: Writer): void {
   }
 }
 
+const HashKVRequest_FIELDS: FieldNames = { message: "HashKVRequest", fields: { 1: "Revision" } };
+
 function readHashKVRequest(r: Reader, end: number, into?: HashKVRequest): HashKVRequest {
   const m: HashKVRequest = into ?? { revision: 0 };
   while (r.pos < end) {
@@ -2083,7 +2116,7 @@ function readHashKVRequest(r: Reader, end: number, into?: HashKVRequest): HashKV
         m.revision = r.int64Number();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, HashKVRequest_FIELDS);
     }
   }
   return m;
@@ -2164,6 +2197,8 @@ function writeHashKVResponse(m: HashKVResponseInit, w: Writer): void {
   }
 }
 
+const HashKVResponse_FIELDS: FieldNames = { message: "HashKVResponse", fields: { 1: "Header", 2: "Hash", 3: "CompactRevision" } };
+
 function readHashKVResponse(r: Reader, end: number, into?: HashKVResponse): HashKVResponse {
   const m: HashKVResponse = into ?? { header: undefined, hash: 0, compactRevision: 0 };
   while (r.pos < end) {
@@ -2184,7 +2219,7 @@ function readHashKVResponse(r: Reader, end: number, into?: HashKVResponse): Hash
         m.compactRevision = r.int64Number();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, HashKVResponse_FIELDS);
     }
   }
   return m;
@@ -2255,6 +2290,8 @@ function writeHashResponse(m: HashResponseInit, w: Writer): void {
   }
 }
 
+const HashResponse_FIELDS: FieldNames = { message: "HashResponse", fields: { 1: "Header", 2: "Hash" } };
+
 function readHashResponse(r: Reader, end: number, into?: HashResponse): HashResponse {
   const m: HashResponse = into ?? { header: undefined, hash: 0 };
   while (r.pos < end) {
@@ -2272,7 +2309,7 @@ function readHashResponse(r: Reader, end: number, into?: HashResponse): HashResp
         m.hash = r.uint32();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, HashResponse_FIELDS);
     }
   }
   return m;
@@ -2320,13 +2357,15 @@ function sizeSnapshotRequest(m: SnapshotRequestInit): number {
 function writeSnapshotRequest(m: SnapshotRequestInit, w: Writer): void {
 }
 
+const SnapshotRequest_FIELDS: FieldNames = { message: "SnapshotRequest", fields: {  } };
+
 function readSnapshotRequest(r: Reader, end: number, into?: SnapshotRequest): SnapshotRequest {
   const m: SnapshotRequest = into ?? {  };
   while (r.pos < end) {
     const tag = r.uint32();
     switch (tag) {
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, SnapshotRequest_FIELDS);
     }
   }
   return m;
@@ -2409,6 +2448,8 @@ function writeSnapshotResponse(m: SnapshotResponseInit, w: Writer): void {
   }
 }
 
+const SnapshotResponse_FIELDS: FieldNames = { message: "SnapshotResponse", fields: { 1: "Header", 2: "RemainingBytes", 3: "Blob" } };
+
 function readSnapshotResponse(r: Reader, end: number, into?: SnapshotResponse): SnapshotResponse {
   const m: SnapshotResponse = into ?? { header: undefined, remainingBytes: 0, blob: EMPTY_BYTES };
   while (r.pos < end) {
@@ -2429,7 +2470,7 @@ function readSnapshotResponse(r: Reader, end: number, into?: SnapshotResponse): 
         m.blob = r.bytes(end);
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, SnapshotResponse_FIELDS);
     }
   }
   return m;
@@ -2529,6 +2570,8 @@ function writeWatchRequest(m: WatchRequestInit, w: Writer): void {
   }
 }
 
+const WatchRequest_FIELDS: FieldNames = { message: "WatchRequest", fields: { 1: "CreateRequest", 2: "CancelRequest", 3: "ProgressRequest" } };
+
 function readWatchRequest(r: Reader, end: number, into?: WatchRequest): WatchRequest {
   const m: WatchRequest = into ?? { requestUnion: undefined };
   while (r.pos < end) {
@@ -2559,7 +2602,7 @@ function readWatchRequest(r: Reader, end: number, into?: WatchRequest): WatchReq
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, WatchRequest_FIELDS);
     }
   }
   return m;
@@ -2714,6 +2757,8 @@ function writeWatchCreateRequest(m: WatchCreateRequestInit, w: Writer): void {
   }
 }
 
+const WatchCreateRequest_FIELDS: FieldNames = { message: "WatchCreateRequest", fields: { 1: "Key", 2: "RangeEnd", 3: "StartRevision", 4: "ProgressNotify", 5: "Filters", 6: "PrevKv", 7: "WatchId", 8: "Fragment" } };
+
 function readWatchCreateRequest(r: Reader, end: number, into?: WatchCreateRequest): WatchCreateRequest {
   const m: WatchCreateRequest = into ?? { key: EMPTY_BYTES, rangeEnd: EMPTY_BYTES, startRevision: 0, progressNotify: false, filters: [], prevKv: false, watchId: 0, fragment: false };
   while (r.pos < end) {
@@ -2737,7 +2782,7 @@ function readWatchCreateRequest(r: Reader, end: number, into?: WatchCreateReques
       case 42: {
         const packedEnd = r.delimitedEnd(end);
         while (r.pos < packedEnd) m.filters.push(r.int32() as WatchCreateRequest_FilterType);
-        if (r.pos !== packedEnd) throw new ProtoDecodeError("packed field overruns its length");
+        if (r.pos !== packedEnd) throw new ProtoDecodeError("unexpected EOF");
         break;
       }
       case 48:
@@ -2750,7 +2795,7 @@ function readWatchCreateRequest(r: Reader, end: number, into?: WatchCreateReques
         m.fragment = r.bool();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, WatchCreateRequest_FIELDS);
     }
   }
   return m;
@@ -2813,6 +2858,8 @@ function writeWatchCancelRequest(m: WatchCancelRequestInit, w: Writer): void {
   }
 }
 
+const WatchCancelRequest_FIELDS: FieldNames = { message: "WatchCancelRequest", fields: { 1: "WatchId" } };
+
 function readWatchCancelRequest(r: Reader, end: number, into?: WatchCancelRequest): WatchCancelRequest {
   const m: WatchCancelRequest = into ?? { watchId: 0 };
   while (r.pos < end) {
@@ -2822,7 +2869,7 @@ function readWatchCancelRequest(r: Reader, end: number, into?: WatchCancelReques
         m.watchId = r.int64Number();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, WatchCancelRequest_FIELDS);
     }
   }
   return m;
@@ -2872,13 +2919,15 @@ function sizeWatchProgressRequest(m: WatchProgressRequestInit): number {
 function writeWatchProgressRequest(m: WatchProgressRequestInit, w: Writer): void {
 }
 
+const WatchProgressRequest_FIELDS: FieldNames = { message: "WatchProgressRequest", fields: {  } };
+
 function readWatchProgressRequest(r: Reader, end: number, into?: WatchProgressRequest): WatchProgressRequest {
   const m: WatchProgressRequest = into ?? {  };
   while (r.pos < end) {
     const tag = r.uint32();
     switch (tag) {
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, WatchProgressRequest_FIELDS);
     }
   }
   return m;
@@ -3019,6 +3068,8 @@ function writeWatchResponse(m: WatchResponseInit, w: Writer): void {
   }
 }
 
+const WatchResponse_FIELDS: FieldNames = { message: "WatchResponse", fields: { 1: "Header", 2: "WatchId", 3: "Created", 4: "Canceled", 5: "CompactRevision", 6: "CancelReason", 7: "Fragment", 11: "Events" } };
+
 function readWatchResponse(r: Reader, end: number, into?: WatchResponse): WatchResponse {
   const m: WatchResponse = into ?? { header: undefined, watchId: 0, created: false, canceled: false, compactRevision: 0, cancelReason: "", fragment: false, events: [] };
   while (r.pos < end) {
@@ -3059,7 +3110,7 @@ function readWatchResponse(r: Reader, end: number, into?: WatchResponse): WatchR
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, WatchResponse_FIELDS);
     }
   }
   return m;
@@ -3137,6 +3188,8 @@ function writeLeaseGrantRequest(m: LeaseGrantRequestInit, w: Writer): void {
   }
 }
 
+const LeaseGrantRequest_FIELDS: FieldNames = { message: "LeaseGrantRequest", fields: { 1: "TTL", 2: "ID" } };
+
 function readLeaseGrantRequest(r: Reader, end: number, into?: LeaseGrantRequest): LeaseGrantRequest {
   const m: LeaseGrantRequest = into ?? { TTL: 0, ID: 0n };
   while (r.pos < end) {
@@ -3149,7 +3202,7 @@ function readLeaseGrantRequest(r: Reader, end: number, into?: LeaseGrantRequest)
         m.ID = r.int64Bigint();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, LeaseGrantRequest_FIELDS);
     }
   }
   return m;
@@ -3242,6 +3295,8 @@ function writeLeaseGrantResponse(m: LeaseGrantResponseInit, w: Writer): void {
   }
 }
 
+const LeaseGrantResponse_FIELDS: FieldNames = { message: "LeaseGrantResponse", fields: { 1: "Header", 2: "ID", 3: "TTL", 4: "Error" } };
+
 function readLeaseGrantResponse(r: Reader, end: number, into?: LeaseGrantResponse): LeaseGrantResponse {
   const m: LeaseGrantResponse = into ?? { header: undefined, ID: 0n, TTL: 0, error: "" };
   while (r.pos < end) {
@@ -3265,7 +3320,7 @@ function readLeaseGrantResponse(r: Reader, end: number, into?: LeaseGrantRespons
         m.error = r.string(end);
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, LeaseGrantResponse_FIELDS);
     }
   }
   return m;
@@ -3324,6 +3379,8 @@ function writeLeaseRevokeRequest(m: LeaseRevokeRequestInit, w: Writer): void {
   }
 }
 
+const LeaseRevokeRequest_FIELDS: FieldNames = { message: "LeaseRevokeRequest", fields: { 1: "ID" } };
+
 function readLeaseRevokeRequest(r: Reader, end: number, into?: LeaseRevokeRequest): LeaseRevokeRequest {
   const m: LeaseRevokeRequest = into ?? { ID: 0n };
   while (r.pos < end) {
@@ -3333,7 +3390,7 @@ function readLeaseRevokeRequest(r: Reader, end: number, into?: LeaseRevokeReques
         m.ID = r.int64Bigint();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, LeaseRevokeRequest_FIELDS);
     }
   }
   return m;
@@ -3393,6 +3450,8 @@ function writeLeaseRevokeResponse(m: LeaseRevokeResponseInit, w: Writer): void {
   }
 }
 
+const LeaseRevokeResponse_FIELDS: FieldNames = { message: "LeaseRevokeResponse", fields: { 1: "Header" } };
+
 function readLeaseRevokeResponse(r: Reader, end: number, into?: LeaseRevokeResponse): LeaseRevokeResponse {
   const m: LeaseRevokeResponse = into ?? { header: undefined };
   while (r.pos < end) {
@@ -3407,7 +3466,7 @@ function readLeaseRevokeResponse(r: Reader, end: number, into?: LeaseRevokeRespo
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, LeaseRevokeResponse_FIELDS);
     }
   }
   return m;
@@ -3475,6 +3534,8 @@ function writeLeaseCheckpoint(m: LeaseCheckpointInit, w: Writer): void {
   }
 }
 
+const LeaseCheckpoint_FIELDS: FieldNames = { message: "LeaseCheckpoint", fields: { 1: "ID", 2: "Remaining_TTL" } };
+
 function readLeaseCheckpoint(r: Reader, end: number, into?: LeaseCheckpoint): LeaseCheckpoint {
   const m: LeaseCheckpoint = into ?? { ID: 0n, remainingTTL: 0 };
   while (r.pos < end) {
@@ -3487,7 +3548,7 @@ function readLeaseCheckpoint(r: Reader, end: number, into?: LeaseCheckpoint): Le
         m.remainingTTL = r.int64Number();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, LeaseCheckpoint_FIELDS);
     }
   }
   return m;
@@ -3555,6 +3616,8 @@ function writeLeaseCheckpointRequest(m: LeaseCheckpointRequestInit, w: Writer): 
   }
 }
 
+const LeaseCheckpointRequest_FIELDS: FieldNames = { message: "LeaseCheckpointRequest", fields: { 1: "Checkpoints" } };
+
 function readLeaseCheckpointRequest(r: Reader, end: number, into?: LeaseCheckpointRequest): LeaseCheckpointRequest {
   const m: LeaseCheckpointRequest = into ?? { checkpoints: [] };
   while (r.pos < end) {
@@ -3569,7 +3632,7 @@ function readLeaseCheckpointRequest(r: Reader, end: number, into?: LeaseCheckpoi
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, LeaseCheckpointRequest_FIELDS);
     }
   }
   return m;
@@ -3629,6 +3692,8 @@ function writeLeaseCheckpointResponse(m: LeaseCheckpointResponseInit, w: Writer)
   }
 }
 
+const LeaseCheckpointResponse_FIELDS: FieldNames = { message: "LeaseCheckpointResponse", fields: { 1: "Header" } };
+
 function readLeaseCheckpointResponse(r: Reader, end: number, into?: LeaseCheckpointResponse): LeaseCheckpointResponse {
   const m: LeaseCheckpointResponse = into ?? { header: undefined };
   while (r.pos < end) {
@@ -3643,7 +3708,7 @@ function readLeaseCheckpointResponse(r: Reader, end: number, into?: LeaseCheckpo
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, LeaseCheckpointResponse_FIELDS);
     }
   }
   return m;
@@ -3699,6 +3764,8 @@ function writeLeaseKeepAliveRequest(m: LeaseKeepAliveRequestInit, w: Writer): vo
   }
 }
 
+const LeaseKeepAliveRequest_FIELDS: FieldNames = { message: "LeaseKeepAliveRequest", fields: { 1: "ID" } };
+
 function readLeaseKeepAliveRequest(r: Reader, end: number, into?: LeaseKeepAliveRequest): LeaseKeepAliveRequest {
   const m: LeaseKeepAliveRequest = into ?? { ID: 0n };
   while (r.pos < end) {
@@ -3708,7 +3775,7 @@ function readLeaseKeepAliveRequest(r: Reader, end: number, into?: LeaseKeepAlive
         m.ID = r.int64Bigint();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, LeaseKeepAliveRequest_FIELDS);
     }
   }
   return m;
@@ -3789,6 +3856,8 @@ function writeLeaseKeepAliveResponse(m: LeaseKeepAliveResponseInit, w: Writer): 
   }
 }
 
+const LeaseKeepAliveResponse_FIELDS: FieldNames = { message: "LeaseKeepAliveResponse", fields: { 1: "Header", 2: "ID", 3: "TTL" } };
+
 function readLeaseKeepAliveResponse(r: Reader, end: number, into?: LeaseKeepAliveResponse): LeaseKeepAliveResponse {
   const m: LeaseKeepAliveResponse = into ?? { header: undefined, ID: 0n, TTL: 0 };
   while (r.pos < end) {
@@ -3809,7 +3878,7 @@ function readLeaseKeepAliveResponse(r: Reader, end: number, into?: LeaseKeepAliv
         m.TTL = r.int64Number();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, LeaseKeepAliveResponse_FIELDS);
     }
   }
   return m;
@@ -3879,6 +3948,8 @@ function writeLeaseTimeToLiveRequest(m: LeaseTimeToLiveRequestInit, w: Writer): 
   }
 }
 
+const LeaseTimeToLiveRequest_FIELDS: FieldNames = { message: "LeaseTimeToLiveRequest", fields: { 1: "ID", 2: "Keys" } };
+
 function readLeaseTimeToLiveRequest(r: Reader, end: number, into?: LeaseTimeToLiveRequest): LeaseTimeToLiveRequest {
   const m: LeaseTimeToLiveRequest = into ?? { ID: 0n, keys: false };
   while (r.pos < end) {
@@ -3891,7 +3962,7 @@ function readLeaseTimeToLiveRequest(r: Reader, end: number, into?: LeaseTimeToLi
         m.keys = r.bool();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, LeaseTimeToLiveRequest_FIELDS);
     }
   }
   return m;
@@ -3998,6 +4069,8 @@ function writeLeaseTimeToLiveResponse(m: LeaseTimeToLiveResponseInit, w: Writer)
   }
 }
 
+const LeaseTimeToLiveResponse_FIELDS: FieldNames = { message: "LeaseTimeToLiveResponse", fields: { 1: "Header", 2: "ID", 3: "TTL", 4: "GrantedTTL", 5: "Keys" } };
+
 function readLeaseTimeToLiveResponse(r: Reader, end: number, into?: LeaseTimeToLiveResponse): LeaseTimeToLiveResponse {
   const m: LeaseTimeToLiveResponse = into ?? { header: undefined, ID: 0n, TTL: 0, grantedTTL: 0, keys: [] };
   while (r.pos < end) {
@@ -4024,7 +4097,7 @@ function readLeaseTimeToLiveResponse(r: Reader, end: number, into?: LeaseTimeToL
         m.keys.push(r.bytes(end));
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, LeaseTimeToLiveResponse_FIELDS);
     }
   }
   return m;
@@ -4075,13 +4148,15 @@ function sizeLeaseLeasesRequest(m: LeaseLeasesRequestInit): number {
 function writeLeaseLeasesRequest(m: LeaseLeasesRequestInit, w: Writer): void {
 }
 
+const LeaseLeasesRequest_FIELDS: FieldNames = { message: "LeaseLeasesRequest", fields: {  } };
+
 function readLeaseLeasesRequest(r: Reader, end: number, into?: LeaseLeasesRequest): LeaseLeasesRequest {
   const m: LeaseLeasesRequest = into ?? {  };
   while (r.pos < end) {
     const tag = r.uint32();
     switch (tag) {
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, LeaseLeasesRequest_FIELDS);
     }
   }
   return m;
@@ -4136,6 +4211,8 @@ function writeLeaseStatus(m: LeaseStatusInit, w: Writer): void {
   }
 }
 
+const LeaseStatus_FIELDS: FieldNames = { message: "LeaseStatus", fields: { 1: "ID" } };
+
 function readLeaseStatus(r: Reader, end: number, into?: LeaseStatus): LeaseStatus {
   const m: LeaseStatus = into ?? { ID: 0n };
   while (r.pos < end) {
@@ -4145,7 +4222,7 @@ function readLeaseStatus(r: Reader, end: number, into?: LeaseStatus): LeaseStatu
         m.ID = r.int64Bigint();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, LeaseStatus_FIELDS);
     }
   }
   return m;
@@ -4225,6 +4302,8 @@ function writeLeaseLeasesResponse(m: LeaseLeasesResponseInit, w: Writer): void {
   }
 }
 
+const LeaseLeasesResponse_FIELDS: FieldNames = { message: "LeaseLeasesResponse", fields: { 1: "Header", 2: "Leases" } };
+
 function readLeaseLeasesResponse(r: Reader, end: number, into?: LeaseLeasesResponse): LeaseLeasesResponse {
   const m: LeaseLeasesResponse = into ?? { header: undefined, leases: [] };
   while (r.pos < end) {
@@ -4247,7 +4326,7 @@ function readLeaseLeasesResponse(r: Reader, end: number, into?: LeaseLeasesRespo
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, LeaseLeasesResponse_FIELDS);
     }
   }
   return m;
@@ -4366,6 +4445,8 @@ function writeMember(m: MemberInit, w: Writer): void {
   }
 }
 
+const Member_FIELDS: FieldNames = { message: "Member", fields: { 1: "ID", 2: "Name", 3: "PeerURLs", 4: "ClientURLs", 5: "IsLearner" } };
+
 function readMember(r: Reader, end: number, into?: Member): Member {
   const m: Member = into ?? { ID: 0n, name: "", peerURLs: [], clientURLs: [], isLearner: false };
   while (r.pos < end) {
@@ -4387,7 +4468,7 @@ function readMember(r: Reader, end: number, into?: Member): Member {
         m.isLearner = r.bool();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, Member_FIELDS);
     }
   }
   return m;
@@ -4465,6 +4546,8 @@ function writeMemberAddRequest(m: MemberAddRequestInit, w: Writer): void {
   }
 }
 
+const MemberAddRequest_FIELDS: FieldNames = { message: "MemberAddRequest", fields: { 1: "PeerURLs", 2: "IsLearner" } };
+
 function readMemberAddRequest(r: Reader, end: number, into?: MemberAddRequest): MemberAddRequest {
   const m: MemberAddRequest = into ?? { peerURLs: [], isLearner: false };
   while (r.pos < end) {
@@ -4477,7 +4560,7 @@ function readMemberAddRequest(r: Reader, end: number, into?: MemberAddRequest): 
         m.isLearner = r.bool();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, MemberAddRequest_FIELDS);
     }
   }
   return m;
@@ -4571,6 +4654,8 @@ function writeMemberAddResponse(m: MemberAddResponseInit, w: Writer): void {
   }
 }
 
+const MemberAddResponse_FIELDS: FieldNames = { message: "MemberAddResponse", fields: { 1: "Header", 2: "Member", 3: "Members" } };
+
 function readMemberAddResponse(r: Reader, end: number, into?: MemberAddResponse): MemberAddResponse {
   const m: MemberAddResponse = into ?? { header: undefined, member: undefined, members: [] };
   while (r.pos < end) {
@@ -4601,7 +4686,7 @@ function readMemberAddResponse(r: Reader, end: number, into?: MemberAddResponse)
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, MemberAddResponse_FIELDS);
     }
   }
   return m;
@@ -4659,6 +4744,8 @@ function writeMemberRemoveRequest(m: MemberRemoveRequestInit, w: Writer): void {
   }
 }
 
+const MemberRemoveRequest_FIELDS: FieldNames = { message: "MemberRemoveRequest", fields: { 1: "ID" } };
+
 function readMemberRemoveRequest(r: Reader, end: number, into?: MemberRemoveRequest): MemberRemoveRequest {
   const m: MemberRemoveRequest = into ?? { ID: 0n };
   while (r.pos < end) {
@@ -4668,7 +4755,7 @@ function readMemberRemoveRequest(r: Reader, end: number, into?: MemberRemoveRequ
         m.ID = r.uint64Bigint();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, MemberRemoveRequest_FIELDS);
     }
   }
   return m;
@@ -4748,6 +4835,8 @@ function writeMemberRemoveResponse(m: MemberRemoveResponseInit, w: Writer): void
   }
 }
 
+const MemberRemoveResponse_FIELDS: FieldNames = { message: "MemberRemoveResponse", fields: { 1: "Header", 2: "Members" } };
+
 function readMemberRemoveResponse(r: Reader, end: number, into?: MemberRemoveResponse): MemberRemoveResponse {
   const m: MemberRemoveResponse = into ?? { header: undefined, members: [] };
   while (r.pos < end) {
@@ -4770,7 +4859,7 @@ function readMemberRemoveResponse(r: Reader, end: number, into?: MemberRemoveRes
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, MemberRemoveResponse_FIELDS);
     }
   }
   return m;
@@ -4845,6 +4934,8 @@ function writeMemberUpdateRequest(m: MemberUpdateRequestInit, w: Writer): void {
   }
 }
 
+const MemberUpdateRequest_FIELDS: FieldNames = { message: "MemberUpdateRequest", fields: { 1: "ID", 2: "PeerURLs" } };
+
 function readMemberUpdateRequest(r: Reader, end: number, into?: MemberUpdateRequest): MemberUpdateRequest {
   const m: MemberUpdateRequest = into ?? { ID: 0n, peerURLs: [] };
   while (r.pos < end) {
@@ -4857,7 +4948,7 @@ function readMemberUpdateRequest(r: Reader, end: number, into?: MemberUpdateRequ
         m.peerURLs.push(r.string(end));
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, MemberUpdateRequest_FIELDS);
     }
   }
   return m;
@@ -4938,6 +5029,8 @@ function writeMemberUpdateResponse(m: MemberUpdateResponseInit, w: Writer): void
   }
 }
 
+const MemberUpdateResponse_FIELDS: FieldNames = { message: "MemberUpdateResponse", fields: { 1: "Header", 2: "Members" } };
+
 function readMemberUpdateResponse(r: Reader, end: number, into?: MemberUpdateResponse): MemberUpdateResponse {
   const m: MemberUpdateResponse = into ?? { header: undefined, members: [] };
   while (r.pos < end) {
@@ -4960,7 +5053,7 @@ function readMemberUpdateResponse(r: Reader, end: number, into?: MemberUpdateRes
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, MemberUpdateResponse_FIELDS);
     }
   }
   return m;
@@ -5020,6 +5113,8 @@ function writeMemberListRequest(m: MemberListRequestInit, w: Writer): void {
   }
 }
 
+const MemberListRequest_FIELDS: FieldNames = { message: "MemberListRequest", fields: { 1: "Linearizable" } };
+
 function readMemberListRequest(r: Reader, end: number, into?: MemberListRequest): MemberListRequest {
   const m: MemberListRequest = into ?? { linearizable: false };
   while (r.pos < end) {
@@ -5029,7 +5124,7 @@ function readMemberListRequest(r: Reader, end: number, into?: MemberListRequest)
         m.linearizable = r.bool();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, MemberListRequest_FIELDS);
     }
   }
   return m;
@@ -5109,6 +5204,8 @@ function writeMemberListResponse(m: MemberListResponseInit, w: Writer): void {
   }
 }
 
+const MemberListResponse_FIELDS: FieldNames = { message: "MemberListResponse", fields: { 1: "Header", 2: "Members" } };
+
 function readMemberListResponse(r: Reader, end: number, into?: MemberListResponse): MemberListResponse {
   const m: MemberListResponse = into ?? { header: undefined, members: [] };
   while (r.pos < end) {
@@ -5131,7 +5228,7 @@ function readMemberListResponse(r: Reader, end: number, into?: MemberListRespons
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, MemberListResponse_FIELDS);
     }
   }
   return m;
@@ -5188,6 +5285,8 @@ function writeMemberPromoteRequest(m: MemberPromoteRequestInit, w: Writer): void
   }
 }
 
+const MemberPromoteRequest_FIELDS: FieldNames = { message: "MemberPromoteRequest", fields: { 1: "ID" } };
+
 function readMemberPromoteRequest(r: Reader, end: number, into?: MemberPromoteRequest): MemberPromoteRequest {
   const m: MemberPromoteRequest = into ?? { ID: 0n };
   while (r.pos < end) {
@@ -5197,7 +5296,7 @@ function readMemberPromoteRequest(r: Reader, end: number, into?: MemberPromoteRe
         m.ID = r.uint64Bigint();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, MemberPromoteRequest_FIELDS);
     }
   }
   return m;
@@ -5277,6 +5376,8 @@ function writeMemberPromoteResponse(m: MemberPromoteResponseInit, w: Writer): vo
   }
 }
 
+const MemberPromoteResponse_FIELDS: FieldNames = { message: "MemberPromoteResponse", fields: { 1: "Header", 2: "Members" } };
+
 function readMemberPromoteResponse(r: Reader, end: number, into?: MemberPromoteResponse): MemberPromoteResponse {
   const m: MemberPromoteResponse = into ?? { header: undefined, members: [] };
   while (r.pos < end) {
@@ -5299,7 +5400,7 @@ function readMemberPromoteResponse(r: Reader, end: number, into?: MemberPromoteR
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, MemberPromoteResponse_FIELDS);
     }
   }
   return m;
@@ -5347,13 +5448,15 @@ function sizeDefragmentRequest(m: DefragmentRequestInit): number {
 function writeDefragmentRequest(m: DefragmentRequestInit, w: Writer): void {
 }
 
+const DefragmentRequest_FIELDS: FieldNames = { message: "DefragmentRequest", fields: {  } };
+
 function readDefragmentRequest(r: Reader, end: number, into?: DefragmentRequest): DefragmentRequest {
   const m: DefragmentRequest = into ?? {  };
   while (r.pos < end) {
     const tag = r.uint32();
     switch (tag) {
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, DefragmentRequest_FIELDS);
     }
   }
   return m;
@@ -5412,6 +5515,8 @@ function writeDefragmentResponse(m: DefragmentResponseInit, w: Writer): void {
   }
 }
 
+const DefragmentResponse_FIELDS: FieldNames = { message: "DefragmentResponse", fields: { 1: "Header" } };
+
 function readDefragmentResponse(r: Reader, end: number, into?: DefragmentResponse): DefragmentResponse {
   const m: DefragmentResponse = into ?? { header: undefined };
   while (r.pos < end) {
@@ -5426,7 +5531,7 @@ function readDefragmentResponse(r: Reader, end: number, into?: DefragmentRespons
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, DefragmentResponse_FIELDS);
     }
   }
   return m;
@@ -5482,6 +5587,8 @@ function writeMoveLeaderRequest(m: MoveLeaderRequestInit, w: Writer): void {
   }
 }
 
+const MoveLeaderRequest_FIELDS: FieldNames = { message: "MoveLeaderRequest", fields: { 1: "TargetID" } };
+
 function readMoveLeaderRequest(r: Reader, end: number, into?: MoveLeaderRequest): MoveLeaderRequest {
   const m: MoveLeaderRequest = into ?? { targetID: 0n };
   while (r.pos < end) {
@@ -5491,7 +5598,7 @@ function readMoveLeaderRequest(r: Reader, end: number, into?: MoveLeaderRequest)
         m.targetID = r.uint64Bigint();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, MoveLeaderRequest_FIELDS);
     }
   }
   return m;
@@ -5551,6 +5658,8 @@ function writeMoveLeaderResponse(m: MoveLeaderResponseInit, w: Writer): void {
   }
 }
 
+const MoveLeaderResponse_FIELDS: FieldNames = { message: "MoveLeaderResponse", fields: { 1: "Header" } };
+
 function readMoveLeaderResponse(r: Reader, end: number, into?: MoveLeaderResponse): MoveLeaderResponse {
   const m: MoveLeaderResponse = into ?? { header: undefined };
   while (r.pos < end) {
@@ -5565,7 +5674,7 @@ function readMoveLeaderResponse(r: Reader, end: number, into?: MoveLeaderRespons
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, MoveLeaderResponse_FIELDS);
     }
   }
   return m;
@@ -5642,6 +5751,8 @@ function writeAlarmRequest(m: AlarmRequestInit, w: Writer): void {
   }
 }
 
+const AlarmRequest_FIELDS: FieldNames = { message: "AlarmRequest", fields: { 1: "Action", 2: "MemberID", 3: "Alarm" } };
+
 function readAlarmRequest(r: Reader, end: number, into?: AlarmRequest): AlarmRequest {
   const m: AlarmRequest = into ?? { action: 0, memberID: 0n, alarm: 0 };
   while (r.pos < end) {
@@ -5657,7 +5768,7 @@ function readAlarmRequest(r: Reader, end: number, into?: AlarmRequest): AlarmReq
         m.alarm = r.int32() as AlarmType;
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AlarmRequest_FIELDS);
     }
   }
   return m;
@@ -5724,6 +5835,8 @@ function writeAlarmMember(m: AlarmMemberInit, w: Writer): void {
   }
 }
 
+const AlarmMember_FIELDS: FieldNames = { message: "AlarmMember", fields: { 1: "MemberID", 2: "Alarm" } };
+
 function readAlarmMember(r: Reader, end: number, into?: AlarmMember): AlarmMember {
   const m: AlarmMember = into ?? { memberID: 0n, alarm: 0 };
   while (r.pos < end) {
@@ -5736,7 +5849,7 @@ function readAlarmMember(r: Reader, end: number, into?: AlarmMember): AlarmMembe
         m.alarm = r.int32() as AlarmType;
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AlarmMember_FIELDS);
     }
   }
   return m;
@@ -5817,6 +5930,8 @@ function writeAlarmResponse(m: AlarmResponseInit, w: Writer): void {
   }
 }
 
+const AlarmResponse_FIELDS: FieldNames = { message: "AlarmResponse", fields: { 1: "Header", 2: "Alarms" } };
+
 function readAlarmResponse(r: Reader, end: number, into?: AlarmResponse): AlarmResponse {
   const m: AlarmResponse = into ?? { header: undefined, alarms: [] };
   while (r.pos < end) {
@@ -5839,7 +5954,7 @@ function readAlarmResponse(r: Reader, end: number, into?: AlarmResponse): AlarmR
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AlarmResponse_FIELDS);
     }
   }
   return m;
@@ -5910,6 +6025,8 @@ function writeDowngradeRequest(m: DowngradeRequestInit, w: Writer): void {
   }
 }
 
+const DowngradeRequest_FIELDS: FieldNames = { message: "DowngradeRequest", fields: { 1: "Action", 2: "Version" } };
+
 function readDowngradeRequest(r: Reader, end: number, into?: DowngradeRequest): DowngradeRequest {
   const m: DowngradeRequest = into ?? { action: 0, version: "" };
   while (r.pos < end) {
@@ -5922,7 +6039,7 @@ function readDowngradeRequest(r: Reader, end: number, into?: DowngradeRequest): 
         m.version = r.string(end);
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, DowngradeRequest_FIELDS);
     }
   }
   return m;
@@ -5997,6 +6114,8 @@ function writeDowngradeResponse(m: DowngradeResponseInit, w: Writer): void {
   }
 }
 
+const DowngradeResponse_FIELDS: FieldNames = { message: "DowngradeResponse", fields: { 1: "Header", 2: "Version" } };
+
 function readDowngradeResponse(r: Reader, end: number, into?: DowngradeResponse): DowngradeResponse {
   const m: DowngradeResponse = into ?? { header: undefined, version: "" };
   while (r.pos < end) {
@@ -6014,7 +6133,7 @@ function readDowngradeResponse(r: Reader, end: number, into?: DowngradeResponse)
         m.version = r.string(end);
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, DowngradeResponse_FIELDS);
     }
   }
   return m;
@@ -6062,13 +6181,15 @@ function sizeStatusRequest(m: StatusRequestInit): number {
 function writeStatusRequest(m: StatusRequestInit, w: Writer): void {
 }
 
+const StatusRequest_FIELDS: FieldNames = { message: "StatusRequest", fields: {  } };
+
 function readStatusRequest(r: Reader, end: number, into?: StatusRequest): StatusRequest {
   const m: StatusRequest = into ?? {  };
   while (r.pos < end) {
     const tag = r.uint32();
     switch (tag) {
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, StatusRequest_FIELDS);
     }
   }
   return m;
@@ -6237,6 +6358,8 @@ function writeStatusResponse(m: StatusResponseInit, w: Writer): void {
   }
 }
 
+const StatusResponse_FIELDS: FieldNames = { message: "StatusResponse", fields: { 1: "Header", 2: "Version", 3: "DbSize", 4: "Leader", 5: "RaftIndex", 6: "RaftTerm", 7: "RaftAppliedIndex", 8: "Errors", 9: "DbSizeInUse", 10: "IsLearner" } };
+
 function readStatusResponse(r: Reader, end: number, into?: StatusResponse): StatusResponse {
   const m: StatusResponse = into ?? { header: undefined, version: "", dbSize: 0, leader: 0n, raftIndex: 0, raftTerm: 0, raftAppliedIndex: 0, errors: [], dbSizeInUse: 0, isLearner: false };
   while (r.pos < end) {
@@ -6278,7 +6401,7 @@ function readStatusResponse(r: Reader, end: number, into?: StatusResponse): Stat
         m.isLearner = r.bool();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, StatusResponse_FIELDS);
     }
   }
   return m;
@@ -6334,13 +6457,15 @@ function sizeAuthEnableRequest(m: AuthEnableRequestInit): number {
 function writeAuthEnableRequest(m: AuthEnableRequestInit, w: Writer): void {
 }
 
+const AuthEnableRequest_FIELDS: FieldNames = { message: "AuthEnableRequest", fields: {  } };
+
 function readAuthEnableRequest(r: Reader, end: number, into?: AuthEnableRequest): AuthEnableRequest {
   const m: AuthEnableRequest = into ?? {  };
   while (r.pos < end) {
     const tag = r.uint32();
     switch (tag) {
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthEnableRequest_FIELDS);
     }
   }
   return m;
@@ -6386,13 +6511,15 @@ function sizeAuthDisableRequest(m: AuthDisableRequestInit): number {
 function writeAuthDisableRequest(m: AuthDisableRequestInit, w: Writer): void {
 }
 
+const AuthDisableRequest_FIELDS: FieldNames = { message: "AuthDisableRequest", fields: {  } };
+
 function readAuthDisableRequest(r: Reader, end: number, into?: AuthDisableRequest): AuthDisableRequest {
   const m: AuthDisableRequest = into ?? {  };
   while (r.pos < end) {
     const tag = r.uint32();
     switch (tag) {
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthDisableRequest_FIELDS);
     }
   }
   return m;
@@ -6441,13 +6568,15 @@ function sizeAuthStatusRequest(m: AuthStatusRequestInit): number {
 function writeAuthStatusRequest(m: AuthStatusRequestInit, w: Writer): void {
 }
 
+const AuthStatusRequest_FIELDS: FieldNames = { message: "AuthStatusRequest", fields: {  } };
+
 function readAuthStatusRequest(r: Reader, end: number, into?: AuthStatusRequest): AuthStatusRequest {
   const m: AuthStatusRequest = into ?? {  };
   while (r.pos < end) {
     const tag = r.uint32();
     switch (tag) {
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthStatusRequest_FIELDS);
     }
   }
   return m;
@@ -6515,6 +6644,8 @@ function writeAuthenticateRequest(m: AuthenticateRequestInit, w: Writer): void {
   }
 }
 
+const AuthenticateRequest_FIELDS: FieldNames = { message: "AuthenticateRequest", fields: { 1: "Name", 2: "Password" } };
+
 function readAuthenticateRequest(r: Reader, end: number, into?: AuthenticateRequest): AuthenticateRequest {
   const m: AuthenticateRequest = into ?? { name: "", password: "" };
   while (r.pos < end) {
@@ -6527,7 +6658,7 @@ function readAuthenticateRequest(r: Reader, end: number, into?: AuthenticateRequ
         m.password = r.string(end);
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthenticateRequest_FIELDS);
     }
   }
   return m;
@@ -6624,6 +6755,8 @@ function writeAuthUserAddRequest(m: AuthUserAddRequestInit, w: Writer): void {
   }
 }
 
+const AuthUserAddRequest_FIELDS: FieldNames = { message: "AuthUserAddRequest", fields: { 1: "Name", 2: "Password", 3: "Options", 4: "HashedPassword" } };
+
 function readAuthUserAddRequest(r: Reader, end: number, into?: AuthUserAddRequest): AuthUserAddRequest {
   const m: AuthUserAddRequest = into ?? { name: "", password: "", options: undefined, hashedPassword: "" };
   while (r.pos < end) {
@@ -6647,7 +6780,7 @@ function readAuthUserAddRequest(r: Reader, end: number, into?: AuthUserAddReques
         m.hashedPassword = r.string(end);
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthUserAddRequest_FIELDS);
     }
   }
   return m;
@@ -6708,6 +6841,8 @@ function writeAuthUserGetRequest(m: AuthUserGetRequestInit, w: Writer): void {
   }
 }
 
+const AuthUserGetRequest_FIELDS: FieldNames = { message: "AuthUserGetRequest", fields: { 1: "Name" } };
+
 function readAuthUserGetRequest(r: Reader, end: number, into?: AuthUserGetRequest): AuthUserGetRequest {
   const m: AuthUserGetRequest = into ?? { name: "" };
   while (r.pos < end) {
@@ -6717,7 +6852,7 @@ function readAuthUserGetRequest(r: Reader, end: number, into?: AuthUserGetReques
         m.name = r.string(end);
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthUserGetRequest_FIELDS);
     }
   }
   return m;
@@ -6775,6 +6910,8 @@ function writeAuthUserDeleteRequest(m: AuthUserDeleteRequestInit, w: Writer): vo
   }
 }
 
+const AuthUserDeleteRequest_FIELDS: FieldNames = { message: "AuthUserDeleteRequest", fields: { 1: "Name" } };
+
 function readAuthUserDeleteRequest(r: Reader, end: number, into?: AuthUserDeleteRequest): AuthUserDeleteRequest {
   const m: AuthUserDeleteRequest = into ?? { name: "" };
   while (r.pos < end) {
@@ -6784,7 +6921,7 @@ function readAuthUserDeleteRequest(r: Reader, end: number, into?: AuthUserDelete
         m.name = r.string(end);
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthUserDeleteRequest_FIELDS);
     }
   }
   return m;
@@ -6867,6 +7004,8 @@ function writeAuthUserChangePasswordRequest(m: AuthUserChangePasswordRequestInit
   }
 }
 
+const AuthUserChangePasswordRequest_FIELDS: FieldNames = { message: "AuthUserChangePasswordRequest", fields: { 1: "Name", 2: "Password", 3: "HashedPassword" } };
+
 function readAuthUserChangePasswordRequest(r: Reader, end: number, into?: AuthUserChangePasswordRequest): AuthUserChangePasswordRequest {
   const m: AuthUserChangePasswordRequest = into ?? { name: "", password: "", hashedPassword: "" };
   while (r.pos < end) {
@@ -6882,7 +7021,7 @@ function readAuthUserChangePasswordRequest(r: Reader, end: number, into?: AuthUs
         m.hashedPassword = r.string(end);
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthUserChangePasswordRequest_FIELDS);
     }
   }
   return m;
@@ -6956,6 +7095,8 @@ function writeAuthUserGrantRoleRequest(m: AuthUserGrantRoleRequestInit, w: Write
   }
 }
 
+const AuthUserGrantRoleRequest_FIELDS: FieldNames = { message: "AuthUserGrantRoleRequest", fields: { 1: "User", 2: "Role" } };
+
 function readAuthUserGrantRoleRequest(r: Reader, end: number, into?: AuthUserGrantRoleRequest): AuthUserGrantRoleRequest {
   const m: AuthUserGrantRoleRequest = into ?? { user: "", role: "" };
   while (r.pos < end) {
@@ -6968,7 +7109,7 @@ function readAuthUserGrantRoleRequest(r: Reader, end: number, into?: AuthUserGra
         m.role = r.string(end);
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthUserGrantRoleRequest_FIELDS);
     }
   }
   return m;
@@ -7038,6 +7179,8 @@ function writeAuthUserRevokeRoleRequest(m: AuthUserRevokeRoleRequestInit, w: Wri
   }
 }
 
+const AuthUserRevokeRoleRequest_FIELDS: FieldNames = { message: "AuthUserRevokeRoleRequest", fields: { 1: "Name", 2: "Role" } };
+
 function readAuthUserRevokeRoleRequest(r: Reader, end: number, into?: AuthUserRevokeRoleRequest): AuthUserRevokeRoleRequest {
   const m: AuthUserRevokeRoleRequest = into ?? { name: "", role: "" };
   while (r.pos < end) {
@@ -7050,7 +7193,7 @@ function readAuthUserRevokeRoleRequest(r: Reader, end: number, into?: AuthUserRe
         m.role = r.string(end);
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthUserRevokeRoleRequest_FIELDS);
     }
   }
   return m;
@@ -7109,6 +7252,8 @@ function writeAuthRoleAddRequest(m: AuthRoleAddRequestInit, w: Writer): void {
   }
 }
 
+const AuthRoleAddRequest_FIELDS: FieldNames = { message: "AuthRoleAddRequest", fields: { 1: "Name" } };
+
 function readAuthRoleAddRequest(r: Reader, end: number, into?: AuthRoleAddRequest): AuthRoleAddRequest {
   const m: AuthRoleAddRequest = into ?? { name: "" };
   while (r.pos < end) {
@@ -7118,7 +7263,7 @@ function readAuthRoleAddRequest(r: Reader, end: number, into?: AuthRoleAddReques
         m.name = r.string(end);
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthRoleAddRequest_FIELDS);
     }
   }
   return m;
@@ -7176,6 +7321,8 @@ function writeAuthRoleGetRequest(m: AuthRoleGetRequestInit, w: Writer): void {
   }
 }
 
+const AuthRoleGetRequest_FIELDS: FieldNames = { message: "AuthRoleGetRequest", fields: { 1: "Role" } };
+
 function readAuthRoleGetRequest(r: Reader, end: number, into?: AuthRoleGetRequest): AuthRoleGetRequest {
   const m: AuthRoleGetRequest = into ?? { role: "" };
   while (r.pos < end) {
@@ -7185,7 +7332,7 @@ function readAuthRoleGetRequest(r: Reader, end: number, into?: AuthRoleGetReques
         m.role = r.string(end);
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthRoleGetRequest_FIELDS);
     }
   }
   return m;
@@ -7232,13 +7379,15 @@ function sizeAuthUserListRequest(m: AuthUserListRequestInit): number {
 function writeAuthUserListRequest(m: AuthUserListRequestInit, w: Writer): void {
 }
 
+const AuthUserListRequest_FIELDS: FieldNames = { message: "AuthUserListRequest", fields: {  } };
+
 function readAuthUserListRequest(r: Reader, end: number, into?: AuthUserListRequest): AuthUserListRequest {
   const m: AuthUserListRequest = into ?? {  };
   while (r.pos < end) {
     const tag = r.uint32();
     switch (tag) {
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthUserListRequest_FIELDS);
     }
   }
   return m;
@@ -7284,13 +7433,15 @@ function sizeAuthRoleListRequest(m: AuthRoleListRequestInit): number {
 function writeAuthRoleListRequest(m: AuthRoleListRequestInit, w: Writer): void {
 }
 
+const AuthRoleListRequest_FIELDS: FieldNames = { message: "AuthRoleListRequest", fields: {  } };
+
 function readAuthRoleListRequest(r: Reader, end: number, into?: AuthRoleListRequest): AuthRoleListRequest {
   const m: AuthRoleListRequest = into ?? {  };
   while (r.pos < end) {
     const tag = r.uint32();
     switch (tag) {
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthRoleListRequest_FIELDS);
     }
   }
   return m;
@@ -7347,6 +7498,8 @@ function writeAuthRoleDeleteRequest(m: AuthRoleDeleteRequestInit, w: Writer): vo
   }
 }
 
+const AuthRoleDeleteRequest_FIELDS: FieldNames = { message: "AuthRoleDeleteRequest", fields: { 1: "Role" } };
+
 function readAuthRoleDeleteRequest(r: Reader, end: number, into?: AuthRoleDeleteRequest): AuthRoleDeleteRequest {
   const m: AuthRoleDeleteRequest = into ?? { role: "" };
   while (r.pos < end) {
@@ -7356,7 +7509,7 @@ function readAuthRoleDeleteRequest(r: Reader, end: number, into?: AuthRoleDelete
         m.role = r.string(end);
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthRoleDeleteRequest_FIELDS);
     }
   }
   return m;
@@ -7427,6 +7580,8 @@ function writeAuthRoleGrantPermissionRequest(m: AuthRoleGrantPermissionRequestIn
   }
 }
 
+const AuthRoleGrantPermissionRequest_FIELDS: FieldNames = { message: "AuthRoleGrantPermissionRequest", fields: { 1: "Name", 2: "Perm" } };
+
 function readAuthRoleGrantPermissionRequest(r: Reader, end: number, into?: AuthRoleGrantPermissionRequest): AuthRoleGrantPermissionRequest {
   const m: AuthRoleGrantPermissionRequest = into ?? { name: "", perm: undefined };
   while (r.pos < end) {
@@ -7444,7 +7599,7 @@ function readAuthRoleGrantPermissionRequest(r: Reader, end: number, into?: AuthR
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthRoleGrantPermissionRequest_FIELDS);
     }
   }
   return m;
@@ -7521,6 +7676,8 @@ function writeAuthRoleRevokePermissionRequest(m: AuthRoleRevokePermissionRequest
   }
 }
 
+const AuthRoleRevokePermissionRequest_FIELDS: FieldNames = { message: "AuthRoleRevokePermissionRequest", fields: { 1: "Role", 2: "Key", 3: "RangeEnd" } };
+
 function readAuthRoleRevokePermissionRequest(r: Reader, end: number, into?: AuthRoleRevokePermissionRequest): AuthRoleRevokePermissionRequest {
   const m: AuthRoleRevokePermissionRequest = into ?? { role: "", key: EMPTY_BYTES, rangeEnd: EMPTY_BYTES };
   while (r.pos < end) {
@@ -7536,7 +7693,7 @@ function readAuthRoleRevokePermissionRequest(r: Reader, end: number, into?: Auth
         m.rangeEnd = r.bytes(end);
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthRoleRevokePermissionRequest_FIELDS);
     }
   }
   return m;
@@ -7598,6 +7755,8 @@ function writeAuthEnableResponse(m: AuthEnableResponseInit, w: Writer): void {
   }
 }
 
+const AuthEnableResponse_FIELDS: FieldNames = { message: "AuthEnableResponse", fields: { 1: "Header" } };
+
 function readAuthEnableResponse(r: Reader, end: number, into?: AuthEnableResponse): AuthEnableResponse {
   const m: AuthEnableResponse = into ?? { header: undefined };
   while (r.pos < end) {
@@ -7612,7 +7771,7 @@ function readAuthEnableResponse(r: Reader, end: number, into?: AuthEnableRespons
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthEnableResponse_FIELDS);
     }
   }
   return m;
@@ -7672,6 +7831,8 @@ function writeAuthDisableResponse(m: AuthDisableResponseInit, w: Writer): void {
   }
 }
 
+const AuthDisableResponse_FIELDS: FieldNames = { message: "AuthDisableResponse", fields: { 1: "Header" } };
+
 function readAuthDisableResponse(r: Reader, end: number, into?: AuthDisableResponse): AuthDisableResponse {
   const m: AuthDisableResponse = into ?? { header: undefined };
   while (r.pos < end) {
@@ -7686,7 +7847,7 @@ function readAuthDisableResponse(r: Reader, end: number, into?: AuthDisableRespo
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthDisableResponse_FIELDS);
     }
   }
   return m;
@@ -7770,6 +7931,8 @@ function writeAuthStatusResponse(m: AuthStatusResponseInit, w: Writer): void {
   }
 }
 
+const AuthStatusResponse_FIELDS: FieldNames = { message: "AuthStatusResponse", fields: { 1: "Header", 2: "Enabled", 3: "AuthRevision" } };
+
 function readAuthStatusResponse(r: Reader, end: number, into?: AuthStatusResponse): AuthStatusResponse {
   const m: AuthStatusResponse = into ?? { header: undefined, enabled: false, authRevision: 0 };
   while (r.pos < end) {
@@ -7790,7 +7953,7 @@ function readAuthStatusResponse(r: Reader, end: number, into?: AuthStatusRespons
         m.authRevision = r.uint64Number();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthStatusResponse_FIELDS);
     }
   }
   return m;
@@ -7863,6 +8026,8 @@ function writeAuthenticateResponse(m: AuthenticateResponseInit, w: Writer): void
   }
 }
 
+const AuthenticateResponse_FIELDS: FieldNames = { message: "AuthenticateResponse", fields: { 1: "Header", 2: "Token" } };
+
 function readAuthenticateResponse(r: Reader, end: number, into?: AuthenticateResponse): AuthenticateResponse {
   const m: AuthenticateResponse = into ?? { header: undefined, token: "" };
   while (r.pos < end) {
@@ -7880,7 +8045,7 @@ function readAuthenticateResponse(r: Reader, end: number, into?: AuthenticateRes
         m.token = r.string(end);
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthenticateResponse_FIELDS);
     }
   }
   return m;
@@ -7941,6 +8106,8 @@ function writeAuthUserAddResponse(m: AuthUserAddResponseInit, w: Writer): void {
   }
 }
 
+const AuthUserAddResponse_FIELDS: FieldNames = { message: "AuthUserAddResponse", fields: { 1: "Header" } };
+
 function readAuthUserAddResponse(r: Reader, end: number, into?: AuthUserAddResponse): AuthUserAddResponse {
   const m: AuthUserAddResponse = into ?? { header: undefined };
   while (r.pos < end) {
@@ -7955,7 +8122,7 @@ function readAuthUserAddResponse(r: Reader, end: number, into?: AuthUserAddRespo
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthUserAddResponse_FIELDS);
     }
   }
   return m;
@@ -8033,6 +8200,8 @@ function writeAuthUserGetResponse(m: AuthUserGetResponseInit, w: Writer): void {
   }
 }
 
+const AuthUserGetResponse_FIELDS: FieldNames = { message: "AuthUserGetResponse", fields: { 1: "Header", 2: "Roles" } };
+
 function readAuthUserGetResponse(r: Reader, end: number, into?: AuthUserGetResponse): AuthUserGetResponse {
   const m: AuthUserGetResponse = into ?? { header: undefined, roles: [] };
   while (r.pos < end) {
@@ -8050,7 +8219,7 @@ function readAuthUserGetResponse(r: Reader, end: number, into?: AuthUserGetRespo
         m.roles.push(r.string(end));
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthUserGetResponse_FIELDS);
     }
   }
   return m;
@@ -8111,6 +8280,8 @@ function writeAuthUserDeleteResponse(m: AuthUserDeleteResponseInit, w: Writer): 
   }
 }
 
+const AuthUserDeleteResponse_FIELDS: FieldNames = { message: "AuthUserDeleteResponse", fields: { 1: "Header" } };
+
 function readAuthUserDeleteResponse(r: Reader, end: number, into?: AuthUserDeleteResponse): AuthUserDeleteResponse {
   const m: AuthUserDeleteResponse = into ?? { header: undefined };
   while (r.pos < end) {
@@ -8125,7 +8296,7 @@ function readAuthUserDeleteResponse(r: Reader, end: number, into?: AuthUserDelet
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthUserDeleteResponse_FIELDS);
     }
   }
   return m;
@@ -8185,6 +8356,8 @@ function writeAuthUserChangePasswordResponse(m: AuthUserChangePasswordResponseIn
   }
 }
 
+const AuthUserChangePasswordResponse_FIELDS: FieldNames = { message: "AuthUserChangePasswordResponse", fields: { 1: "Header" } };
+
 function readAuthUserChangePasswordResponse(r: Reader, end: number, into?: AuthUserChangePasswordResponse): AuthUserChangePasswordResponse {
   const m: AuthUserChangePasswordResponse = into ?? { header: undefined };
   while (r.pos < end) {
@@ -8199,7 +8372,7 @@ function readAuthUserChangePasswordResponse(r: Reader, end: number, into?: AuthU
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthUserChangePasswordResponse_FIELDS);
     }
   }
   return m;
@@ -8259,6 +8432,8 @@ function writeAuthUserGrantRoleResponse(m: AuthUserGrantRoleResponseInit, w: Wri
   }
 }
 
+const AuthUserGrantRoleResponse_FIELDS: FieldNames = { message: "AuthUserGrantRoleResponse", fields: { 1: "Header" } };
+
 function readAuthUserGrantRoleResponse(r: Reader, end: number, into?: AuthUserGrantRoleResponse): AuthUserGrantRoleResponse {
   const m: AuthUserGrantRoleResponse = into ?? { header: undefined };
   while (r.pos < end) {
@@ -8273,7 +8448,7 @@ function readAuthUserGrantRoleResponse(r: Reader, end: number, into?: AuthUserGr
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthUserGrantRoleResponse_FIELDS);
     }
   }
   return m;
@@ -8333,6 +8508,8 @@ function writeAuthUserRevokeRoleResponse(m: AuthUserRevokeRoleResponseInit, w: W
   }
 }
 
+const AuthUserRevokeRoleResponse_FIELDS: FieldNames = { message: "AuthUserRevokeRoleResponse", fields: { 1: "Header" } };
+
 function readAuthUserRevokeRoleResponse(r: Reader, end: number, into?: AuthUserRevokeRoleResponse): AuthUserRevokeRoleResponse {
   const m: AuthUserRevokeRoleResponse = into ?? { header: undefined };
   while (r.pos < end) {
@@ -8347,7 +8524,7 @@ function readAuthUserRevokeRoleResponse(r: Reader, end: number, into?: AuthUserR
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthUserRevokeRoleResponse_FIELDS);
     }
   }
   return m;
@@ -8407,6 +8584,8 @@ function writeAuthRoleAddResponse(m: AuthRoleAddResponseInit, w: Writer): void {
   }
 }
 
+const AuthRoleAddResponse_FIELDS: FieldNames = { message: "AuthRoleAddResponse", fields: { 1: "Header" } };
+
 function readAuthRoleAddResponse(r: Reader, end: number, into?: AuthRoleAddResponse): AuthRoleAddResponse {
   const m: AuthRoleAddResponse = into ?? { header: undefined };
   while (r.pos < end) {
@@ -8421,7 +8600,7 @@ function readAuthRoleAddResponse(r: Reader, end: number, into?: AuthRoleAddRespo
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthRoleAddResponse_FIELDS);
     }
   }
   return m;
@@ -8501,6 +8680,8 @@ function writeAuthRoleGetResponse(m: AuthRoleGetResponseInit, w: Writer): void {
   }
 }
 
+const AuthRoleGetResponse_FIELDS: FieldNames = { message: "AuthRoleGetResponse", fields: { 1: "Header", 2: "Perm" } };
+
 function readAuthRoleGetResponse(r: Reader, end: number, into?: AuthRoleGetResponse): AuthRoleGetResponse {
   const m: AuthRoleGetResponse = into ?? { header: undefined, perm: [] };
   while (r.pos < end) {
@@ -8523,7 +8704,7 @@ function readAuthRoleGetResponse(r: Reader, end: number, into?: AuthRoleGetRespo
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthRoleGetResponse_FIELDS);
     }
   }
   return m;
@@ -8602,6 +8783,8 @@ function writeAuthRoleListResponse(m: AuthRoleListResponseInit, w: Writer): void
   }
 }
 
+const AuthRoleListResponse_FIELDS: FieldNames = { message: "AuthRoleListResponse", fields: { 1: "Header", 2: "Roles" } };
+
 function readAuthRoleListResponse(r: Reader, end: number, into?: AuthRoleListResponse): AuthRoleListResponse {
   const m: AuthRoleListResponse = into ?? { header: undefined, roles: [] };
   while (r.pos < end) {
@@ -8619,7 +8802,7 @@ function readAuthRoleListResponse(r: Reader, end: number, into?: AuthRoleListRes
         m.roles.push(r.string(end));
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthRoleListResponse_FIELDS);
     }
   }
   return m;
@@ -8698,6 +8881,8 @@ function writeAuthUserListResponse(m: AuthUserListResponseInit, w: Writer): void
   }
 }
 
+const AuthUserListResponse_FIELDS: FieldNames = { message: "AuthUserListResponse", fields: { 1: "Header", 2: "Users" } };
+
 function readAuthUserListResponse(r: Reader, end: number, into?: AuthUserListResponse): AuthUserListResponse {
   const m: AuthUserListResponse = into ?? { header: undefined, users: [] };
   while (r.pos < end) {
@@ -8715,7 +8900,7 @@ function readAuthUserListResponse(r: Reader, end: number, into?: AuthUserListRes
         m.users.push(r.string(end));
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthUserListResponse_FIELDS);
     }
   }
   return m;
@@ -8776,6 +8961,8 @@ function writeAuthRoleDeleteResponse(m: AuthRoleDeleteResponseInit, w: Writer): 
   }
 }
 
+const AuthRoleDeleteResponse_FIELDS: FieldNames = { message: "AuthRoleDeleteResponse", fields: { 1: "Header" } };
+
 function readAuthRoleDeleteResponse(r: Reader, end: number, into?: AuthRoleDeleteResponse): AuthRoleDeleteResponse {
   const m: AuthRoleDeleteResponse = into ?? { header: undefined };
   while (r.pos < end) {
@@ -8790,7 +8977,7 @@ function readAuthRoleDeleteResponse(r: Reader, end: number, into?: AuthRoleDelet
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthRoleDeleteResponse_FIELDS);
     }
   }
   return m;
@@ -8850,6 +9037,8 @@ function writeAuthRoleGrantPermissionResponse(m: AuthRoleGrantPermissionResponse
   }
 }
 
+const AuthRoleGrantPermissionResponse_FIELDS: FieldNames = { message: "AuthRoleGrantPermissionResponse", fields: { 1: "Header" } };
+
 function readAuthRoleGrantPermissionResponse(r: Reader, end: number, into?: AuthRoleGrantPermissionResponse): AuthRoleGrantPermissionResponse {
   const m: AuthRoleGrantPermissionResponse = into ?? { header: undefined };
   while (r.pos < end) {
@@ -8864,7 +9053,7 @@ function readAuthRoleGrantPermissionResponse(r: Reader, end: number, into?: Auth
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthRoleGrantPermissionResponse_FIELDS);
     }
   }
   return m;
@@ -8924,6 +9113,8 @@ function writeAuthRoleRevokePermissionResponse(m: AuthRoleRevokePermissionRespon
   }
 }
 
+const AuthRoleRevokePermissionResponse_FIELDS: FieldNames = { message: "AuthRoleRevokePermissionResponse", fields: { 1: "Header" } };
+
 function readAuthRoleRevokePermissionResponse(r: Reader, end: number, into?: AuthRoleRevokePermissionResponse): AuthRoleRevokePermissionResponse {
   const m: AuthRoleRevokePermissionResponse = into ?? { header: undefined };
   while (r.pos < end) {
@@ -8938,7 +9129,7 @@ function readAuthRoleRevokePermissionResponse(r: Reader, end: number, into?: Aut
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, AuthRoleRevokePermissionResponse_FIELDS);
     }
   }
   return m;
@@ -9146,6 +9337,8 @@ function writeRequest(m: RequestInit, w: Writer): void {
   }
 }
 
+const Request_FIELDS: FieldNames = { message: "Request", fields: { 1: "ID", 2: "Method", 3: "Path", 4: "Val", 5: "Dir", 6: "PrevValue", 7: "PrevIndex", 8: "PrevExist", 9: "Expiration", 10: "Wait", 11: "Since", 12: "Recursive", 13: "Sorted", 14: "Quorum", 15: "Time", 16: "Stream", 17: "Refresh" } };
+
 function readRequest(r: Reader, end: number, into?: Request): Request {
   const m: Request = into ?? { ID: 0n, Method: "", Path: "", Val: "", Dir: false, PrevValue: "", PrevIndex: 0, PrevExist: false, Expiration: 0, Wait: false, Since: 0, Recursive: false, Sorted: false, Quorum: false, Time: 0, Stream: false, Refresh: false };
   while (r.pos < end) {
@@ -9203,7 +9396,7 @@ function readRequest(r: Reader, end: number, into?: Request): Request {
         m.Refresh = r.bool();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, Request_FIELDS);
     }
   }
   return m;
@@ -9287,6 +9480,8 @@ function writeMetadata(m: MetadataInit, w: Writer): void {
   }
 }
 
+const Metadata_FIELDS: FieldNames = { message: "Metadata", fields: { 1: "NodeID", 2: "ClusterID" } };
+
 function readMetadata(r: Reader, end: number, into?: Metadata): Metadata {
   const m: Metadata = into ?? { NodeID: 0n, ClusterID: 0n };
   while (r.pos < end) {
@@ -9299,7 +9494,7 @@ function readMetadata(r: Reader, end: number, into?: Metadata): Metadata {
         m.ClusterID = r.uint64Bigint();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, Metadata_FIELDS);
     }
   }
   return m;
@@ -9385,6 +9580,8 @@ function writeRequestHeader(m: RequestHeaderInit, w: Writer): void {
   }
 }
 
+const RequestHeader_FIELDS: FieldNames = { message: "RequestHeader", fields: { 1: "ID", 2: "Username", 3: "AuthRevision" } };
+
 function readRequestHeader(r: Reader, end: number, into?: RequestHeader): RequestHeader {
   const m: RequestHeader = into ?? { ID: 0n, username: "", authRevision: 0 };
   while (r.pos < end) {
@@ -9400,7 +9597,7 @@ function readRequestHeader(r: Reader, end: number, into?: RequestHeader): Reques
         m.authRevision = r.uint64Number();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, RequestHeader_FIELDS);
     }
   }
   return m;
@@ -9871,6 +10068,8 @@ function writeInternalRaftRequest(m: InternalRaftRequestInit, w: Writer): void {
   }
 }
 
+const InternalRaftRequest_FIELDS: FieldNames = { message: "InternalRaftRequest", fields: { 1: "ID", 2: "V2", 3: "Range", 4: "Put", 5: "DeleteRange", 6: "Txn", 7: "Compaction", 8: "LeaseGrant", 9: "LeaseRevoke", 10: "Alarm", 11: "LeaseCheckpoint", 100: "Header", 1000: "AuthEnable", 1011: "AuthDisable", 1012: "Authenticate", 1013: "AuthStatus", 1100: "AuthUserAdd", 1101: "AuthUserDelete", 1102: "AuthUserGet", 1103: "AuthUserChangePassword", 1104: "AuthUserGrantRole", 1105: "AuthUserRevokeRole", 1106: "AuthUserList", 1107: "AuthRoleList", 1200: "AuthRoleAdd", 1201: "AuthRoleDelete", 1202: "AuthRoleGet", 1203: "AuthRoleGrantPermission", 1204: "AuthRoleRevokePermission", 1300: "ClusterVersionSet", 1301: "ClusterMemberAttrSet", 1302: "DowngradeInfoSet" } };
+
 function readInternalRaftRequest(r: Reader, end: number, into?: InternalRaftRequest): InternalRaftRequest {
   const m: InternalRaftRequest = into ?? { ID: 0n, v2: undefined, range: undefined, put: undefined, deleteRange: undefined, txn: undefined, compaction: undefined, leaseGrant: undefined, leaseRevoke: undefined, alarm: undefined, leaseCheckpoint: undefined, header: undefined, authEnable: undefined, authDisable: undefined, authenticate: undefined, authStatus: undefined, authUserAdd: undefined, authUserDelete: undefined, authUserGet: undefined, authUserChangePassword: undefined, authUserGrantRole: undefined, authUserRevokeRole: undefined, authUserList: undefined, authRoleList: undefined, authRoleAdd: undefined, authRoleDelete: undefined, authRoleGet: undefined, authRoleGrantPermission: undefined, authRoleRevokePermission: undefined, clusterVersionSet: undefined, clusterMemberAttrSet: undefined, downgradeInfoSet: undefined };
   while (r.pos < end) {
@@ -10128,7 +10327,7 @@ function readInternalRaftRequest(r: Reader, end: number, into?: InternalRaftRequ
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, InternalRaftRequest_FIELDS);
     }
   }
   return m;
@@ -10206,13 +10405,15 @@ function sizeEmptyResponse(m: EmptyResponseInit): number {
 function writeEmptyResponse(m: EmptyResponseInit, w: Writer): void {
 }
 
+const EmptyResponse_FIELDS: FieldNames = { message: "EmptyResponse", fields: {  } };
+
 function readEmptyResponse(r: Reader, end: number, into?: EmptyResponse): EmptyResponse {
   const m: EmptyResponse = into ?? {  };
   while (r.pos < end) {
     const tag = r.uint32();
     switch (tag) {
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, EmptyResponse_FIELDS);
     }
   }
   return m;
@@ -10299,6 +10500,8 @@ function writeInternalAuthenticateRequest(m: InternalAuthenticateRequestInit, w:
   }
 }
 
+const InternalAuthenticateRequest_FIELDS: FieldNames = { message: "InternalAuthenticateRequest", fields: { 1: "Name", 2: "Password", 3: "SimpleToken" } };
+
 function readInternalAuthenticateRequest(r: Reader, end: number, into?: InternalAuthenticateRequest): InternalAuthenticateRequest {
   const m: InternalAuthenticateRequest = into ?? { name: "", password: "", simpleToken: "" };
   while (r.pos < end) {
@@ -10314,7 +10517,7 @@ function readInternalAuthenticateRequest(r: Reader, end: number, into?: Internal
         m.simpleToken = r.string(end);
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, InternalAuthenticateRequest_FIELDS);
     }
   }
   return m;

@@ -5,6 +5,7 @@ import {
   decodeWith,
   encodeIntoWith,
   encodeWith,
+  type FieldNames,
   int64BigintSize,
   type MessageType,
   type Reader,
@@ -67,6 +68,8 @@ function writeRaftAttributes(m: RaftAttributesInit, w: Writer): void {
   }
 }
 
+const RaftAttributes_FIELDS: FieldNames = { message: "RaftAttributes", fields: { 1: "PeerUrls", 2: "IsLearner" } };
+
 function readRaftAttributes(r: Reader, end: number, into?: RaftAttributes): RaftAttributes {
   const m: RaftAttributes = into ?? { peerUrls: [], isLearner: false };
   while (r.pos < end) {
@@ -79,7 +82,7 @@ function readRaftAttributes(r: Reader, end: number, into?: RaftAttributes): Raft
         m.isLearner = r.bool();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, RaftAttributes_FIELDS);
     }
   }
   return m;
@@ -159,6 +162,8 @@ function writeAttributes(m: AttributesInit, w: Writer): void {
   }
 }
 
+const Attributes_FIELDS: FieldNames = { message: "Attributes", fields: { 1: "Name", 2: "ClientUrls" } };
+
 function readAttributes(r: Reader, end: number, into?: Attributes): Attributes {
   const m: Attributes = into ?? { name: "", clientUrls: [] };
   while (r.pos < end) {
@@ -171,7 +176,7 @@ function readAttributes(r: Reader, end: number, into?: Attributes): Attributes {
         m.clientUrls.push(r.string(end));
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, Attributes_FIELDS);
     }
   }
   return m;
@@ -254,6 +259,8 @@ function writeMember(m: MemberInit, w: Writer): void {
   }
 }
 
+const Member_FIELDS: FieldNames = { message: "Member", fields: { 1: "ID", 2: "RaftAttributes", 3: "MemberAttributes" } };
+
 function readMember(r: Reader, end: number, into?: Member): Member {
   const m: Member = into ?? { ID: 0n, raftAttributes: undefined, memberAttributes: undefined };
   while (r.pos < end) {
@@ -279,7 +286,7 @@ function readMember(r: Reader, end: number, into?: Member): Member {
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, Member_FIELDS);
     }
   }
   return m;
@@ -342,6 +349,8 @@ function writeClusterVersionSetRequest(m: ClusterVersionSetRequestInit, w: Write
   }
 }
 
+const ClusterVersionSetRequest_FIELDS: FieldNames = { message: "ClusterVersionSetRequest", fields: { 1: "Ver" } };
+
 function readClusterVersionSetRequest(r: Reader, end: number, into?: ClusterVersionSetRequest): ClusterVersionSetRequest {
   const m: ClusterVersionSetRequest = into ?? { ver: "" };
   while (r.pos < end) {
@@ -351,7 +360,7 @@ function readClusterVersionSetRequest(r: Reader, end: number, into?: ClusterVers
         m.ver = r.string(end);
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, ClusterVersionSetRequest_FIELDS);
     }
   }
   return m;
@@ -424,6 +433,8 @@ function writeClusterMemberAttrSetRequest(m: ClusterMemberAttrSetRequestInit, w:
   }
 }
 
+const ClusterMemberAttrSetRequest_FIELDS: FieldNames = { message: "ClusterMemberAttrSetRequest", fields: { 1: "Member_ID", 2: "MemberAttributes" } };
+
 function readClusterMemberAttrSetRequest(r: Reader, end: number, into?: ClusterMemberAttrSetRequest): ClusterMemberAttrSetRequest {
   const m: ClusterMemberAttrSetRequest = into ?? { memberID: 0n, memberAttributes: undefined };
   while (r.pos < end) {
@@ -441,7 +452,7 @@ function readClusterMemberAttrSetRequest(r: Reader, end: number, into?: ClusterM
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, ClusterMemberAttrSetRequest_FIELDS);
     }
   }
   return m;
@@ -509,6 +520,8 @@ function writeDowngradeInfoSetRequest(m: DowngradeInfoSetRequestInit, w: Writer)
   }
 }
 
+const DowngradeInfoSetRequest_FIELDS: FieldNames = { message: "DowngradeInfoSetRequest", fields: { 1: "Enabled", 2: "Ver" } };
+
 function readDowngradeInfoSetRequest(r: Reader, end: number, into?: DowngradeInfoSetRequest): DowngradeInfoSetRequest {
   const m: DowngradeInfoSetRequest = into ?? { enabled: false, ver: "" };
   while (r.pos < end) {
@@ -521,7 +534,7 @@ function readDowngradeInfoSetRequest(r: Reader, end: number, into?: DowngradeInf
         m.ver = r.string(end);
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, DowngradeInfoSetRequest_FIELDS);
     }
   }
   return m;

@@ -6,6 +6,7 @@ import {
   EMPTY_BYTES,
   encodeIntoWith,
   encodeWith,
+  type FieldNames,
   int32Size,
   int64BigintSize,
   int64NumberSize,
@@ -113,6 +114,8 @@ function writeKeyValue(m: KeyValueInit, w: Writer): void {
   }
 }
 
+const KeyValue_FIELDS: FieldNames = { message: "KeyValue", fields: { 1: "Key", 2: "CreateRevision", 3: "ModRevision", 4: "Version", 5: "Value", 6: "Lease" } };
+
 function readKeyValue(r: Reader, end: number, into?: KeyValue): KeyValue {
   const m: KeyValue = into ?? { key: EMPTY_BYTES, createRevision: 0, modRevision: 0, version: 0, value: EMPTY_BYTES, lease: 0n };
   while (r.pos < end) {
@@ -137,7 +140,7 @@ function readKeyValue(r: Reader, end: number, into?: KeyValue): KeyValue {
         m.lease = r.int64Bigint();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, KeyValue_FIELDS);
     }
   }
   return m;
@@ -231,6 +234,8 @@ function writeEvent(m: EventInit, w: Writer): void {
   }
 }
 
+const Event_FIELDS: FieldNames = { message: "Event", fields: { 1: "Type", 2: "Kv", 3: "PrevKv" } };
+
 function readEvent(r: Reader, end: number, into?: Event): Event {
   const m: Event = into ?? { type: 0, kv: undefined, prevKv: undefined };
   while (r.pos < end) {
@@ -256,7 +261,7 @@ function readEvent(r: Reader, end: number, into?: Event): Event {
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, Event_FIELDS);
     }
   }
   return m;

@@ -6,6 +6,7 @@ import {
   EMPTY_BYTES,
   encodeIntoWith,
   encodeWith,
+  type FieldNames,
   int64BigintSize,
   int64NumberSize,
   type MessageType,
@@ -67,6 +68,8 @@ function writeCampaignRequest(m: CampaignRequestInit, w: Writer): void {
   }
 }
 
+const CampaignRequest_FIELDS: FieldNames = { message: "CampaignRequest", fields: { 1: "Name", 2: "Lease", 3: "Value" } };
+
 function readCampaignRequest(r: Reader, end: number, into?: CampaignRequest): CampaignRequest {
   const m: CampaignRequest = into ?? { name: EMPTY_BYTES, lease: 0n, value: EMPTY_BYTES };
   while (r.pos < end) {
@@ -82,7 +85,7 @@ function readCampaignRequest(r: Reader, end: number, into?: CampaignRequest): Ca
         m.value = r.bytes(end);
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, CampaignRequest_FIELDS);
     }
   }
   return m;
@@ -157,6 +160,8 @@ function writeCampaignResponse(m: CampaignResponseInit, w: Writer): void {
   }
 }
 
+const CampaignResponse_FIELDS: FieldNames = { message: "CampaignResponse", fields: { 1: "Header", 2: "Leader" } };
+
 function readCampaignResponse(r: Reader, end: number, into?: CampaignResponse): CampaignResponse {
   const m: CampaignResponse = into ?? { header: undefined, leader: undefined };
   while (r.pos < end) {
@@ -179,7 +184,7 @@ function readCampaignResponse(r: Reader, end: number, into?: CampaignResponse): 
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, CampaignResponse_FIELDS);
     }
   }
   return m;
@@ -269,6 +274,8 @@ function writeLeaderKey(m: LeaderKeyInit, w: Writer): void {
   }
 }
 
+const LeaderKey_FIELDS: FieldNames = { message: "LeaderKey", fields: { 1: "Name", 2: "Key", 3: "Rev", 4: "Lease" } };
+
 function readLeaderKey(r: Reader, end: number, into?: LeaderKey): LeaderKey {
   const m: LeaderKey = into ?? { name: EMPTY_BYTES, key: EMPTY_BYTES, rev: 0, lease: 0n };
   while (r.pos < end) {
@@ -287,7 +294,7 @@ function readLeaderKey(r: Reader, end: number, into?: LeaderKey): LeaderKey {
         m.lease = r.int64Bigint();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, LeaderKey_FIELDS);
     }
   }
   return m;
@@ -346,6 +353,8 @@ function writeLeaderRequest(m: LeaderRequestInit, w: Writer): void {
   }
 }
 
+const LeaderRequest_FIELDS: FieldNames = { message: "LeaderRequest", fields: { 1: "Name" } };
+
 function readLeaderRequest(r: Reader, end: number, into?: LeaderRequest): LeaderRequest {
   const m: LeaderRequest = into ?? { name: EMPTY_BYTES };
   while (r.pos < end) {
@@ -355,7 +364,7 @@ function readLeaderRequest(r: Reader, end: number, into?: LeaderRequest): Leader
         m.name = r.bytes(end);
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, LeaderRequest_FIELDS);
     }
   }
   return m;
@@ -428,6 +437,8 @@ function writeLeaderResponse(m: LeaderResponseInit, w: Writer): void {
   }
 }
 
+const LeaderResponse_FIELDS: FieldNames = { message: "LeaderResponse", fields: { 1: "Header", 2: "Kv" } };
+
 function readLeaderResponse(r: Reader, end: number, into?: LeaderResponse): LeaderResponse {
   const m: LeaderResponse = into ?? { header: undefined, kv: undefined };
   while (r.pos < end) {
@@ -450,7 +461,7 @@ function readLeaderResponse(r: Reader, end: number, into?: LeaderResponse): Lead
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, LeaderResponse_FIELDS);
     }
   }
   return m;
@@ -511,6 +522,8 @@ function writeResignRequest(m: ResignRequestInit, w: Writer): void {
   }
 }
 
+const ResignRequest_FIELDS: FieldNames = { message: "ResignRequest", fields: { 1: "Leader" } };
+
 function readResignRequest(r: Reader, end: number, into?: ResignRequest): ResignRequest {
   const m: ResignRequest = into ?? { leader: undefined };
   while (r.pos < end) {
@@ -525,7 +538,7 @@ function readResignRequest(r: Reader, end: number, into?: ResignRequest): Resign
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, ResignRequest_FIELDS);
     }
   }
   return m;
@@ -585,6 +598,8 @@ function writeResignResponse(m: ResignResponseInit, w: Writer): void {
   }
 }
 
+const ResignResponse_FIELDS: FieldNames = { message: "ResignResponse", fields: { 1: "Header" } };
+
 function readResignResponse(r: Reader, end: number, into?: ResignResponse): ResignResponse {
   const m: ResignResponse = into ?? { header: undefined };
   while (r.pos < end) {
@@ -599,7 +614,7 @@ function readResignResponse(r: Reader, end: number, into?: ResignResponse): Resi
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, ResignResponse_FIELDS);
     }
   }
   return m;
@@ -668,6 +683,8 @@ function writeProclaimRequest(m: ProclaimRequestInit, w: Writer): void {
   }
 }
 
+const ProclaimRequest_FIELDS: FieldNames = { message: "ProclaimRequest", fields: { 1: "Leader", 2: "Value" } };
+
 function readProclaimRequest(r: Reader, end: number, into?: ProclaimRequest): ProclaimRequest {
   const m: ProclaimRequest = into ?? { leader: undefined, value: EMPTY_BYTES };
   while (r.pos < end) {
@@ -685,7 +702,7 @@ function readProclaimRequest(r: Reader, end: number, into?: ProclaimRequest): Pr
         m.value = r.bytes(end);
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, ProclaimRequest_FIELDS);
     }
   }
   return m;
@@ -746,6 +763,8 @@ function writeProclaimResponse(m: ProclaimResponseInit, w: Writer): void {
   }
 }
 
+const ProclaimResponse_FIELDS: FieldNames = { message: "ProclaimResponse", fields: { 1: "Header" } };
+
 function readProclaimResponse(r: Reader, end: number, into?: ProclaimResponse): ProclaimResponse {
   const m: ProclaimResponse = into ?? { header: undefined };
   while (r.pos < end) {
@@ -760,7 +779,7 @@ function readProclaimResponse(r: Reader, end: number, into?: ProclaimResponse): 
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, ProclaimResponse_FIELDS);
     }
   }
   return m;

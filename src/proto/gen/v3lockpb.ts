@@ -6,6 +6,7 @@ import {
   EMPTY_BYTES,
   encodeIntoWith,
   encodeWith,
+  type FieldNames,
   int64BigintSize,
   type MessageType,
   type Reader,
@@ -53,6 +54,8 @@ function writeLockRequest(m: LockRequestInit, w: Writer): void {
   }
 }
 
+const LockRequest_FIELDS: FieldNames = { message: "LockRequest", fields: { 1: "Name", 2: "Lease" } };
+
 function readLockRequest(r: Reader, end: number, into?: LockRequest): LockRequest {
   const m: LockRequest = into ?? { name: EMPTY_BYTES, lease: 0n };
   while (r.pos < end) {
@@ -65,7 +68,7 @@ function readLockRequest(r: Reader, end: number, into?: LockRequest): LockReques
         m.lease = r.int64Bigint();
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, LockRequest_FIELDS);
     }
   }
   return m;
@@ -138,6 +141,8 @@ function writeLockResponse(m: LockResponseInit, w: Writer): void {
   }
 }
 
+const LockResponse_FIELDS: FieldNames = { message: "LockResponse", fields: { 1: "Header", 2: "Key" } };
+
 function readLockResponse(r: Reader, end: number, into?: LockResponse): LockResponse {
   const m: LockResponse = into ?? { header: undefined, key: EMPTY_BYTES };
   while (r.pos < end) {
@@ -155,7 +160,7 @@ function readLockResponse(r: Reader, end: number, into?: LockResponse): LockResp
         m.key = r.bytes(end);
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, LockResponse_FIELDS);
     }
   }
   return m;
@@ -212,6 +217,8 @@ function writeUnlockRequest(m: UnlockRequestInit, w: Writer): void {
   }
 }
 
+const UnlockRequest_FIELDS: FieldNames = { message: "UnlockRequest", fields: { 1: "Key" } };
+
 function readUnlockRequest(r: Reader, end: number, into?: UnlockRequest): UnlockRequest {
   const m: UnlockRequest = into ?? { key: EMPTY_BYTES };
   while (r.pos < end) {
@@ -221,7 +228,7 @@ function readUnlockRequest(r: Reader, end: number, into?: UnlockRequest): Unlock
         m.key = r.bytes(end);
         break;
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, UnlockRequest_FIELDS);
     }
   }
   return m;
@@ -281,6 +288,8 @@ function writeUnlockResponse(m: UnlockResponseInit, w: Writer): void {
   }
 }
 
+const UnlockResponse_FIELDS: FieldNames = { message: "UnlockResponse", fields: { 1: "Header" } };
+
 function readUnlockResponse(r: Reader, end: number, into?: UnlockResponse): UnlockResponse {
   const m: UnlockResponse = into ?? { header: undefined };
   while (r.pos < end) {
@@ -295,7 +304,7 @@ function readUnlockResponse(r: Reader, end: number, into?: UnlockResponse): Unlo
         break;
       }
       default:
-        r.skip(tag, end);
+        r.unknown(tag, end, UnlockResponse_FIELDS);
     }
   }
   return m;
