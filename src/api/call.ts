@@ -2,6 +2,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { EtcdError } from "../errors.js";
 import type { etcdserverpb } from "../proto/index.js";
 import type { EtcdServerApi } from "../server/api.js";
+import { isMalformed, malformedUnaryStatus } from "./malformed.js";
 import { toGrpcStatus } from "./status.js";
 
 /**
@@ -50,6 +51,12 @@ export function serveUnary<Req, Res extends AnyResponse>(
   run: (request: Req) => Promise<Res>,
 ): void {
   let pending: Promise<Res>;
+  // The service's tolerant deserializer (./malformed.ts) hands bad bytes over as a MalformedRequest.
+  const request: unknown = call.request;
+  if (isMalformed(request)) {
+    callback(malformedUnaryStatus(request), null);
+    return;
+  }
   try {
     if (requireLeaderFails(server, call.metadata)) throw noLeaderError;
     pending = run(call.request);

@@ -17,6 +17,7 @@ import type { HttpHandler } from "./clientPort.js";
 import { HealthService, HealthStatus } from "./health.js";
 import { createHttpHandler, type HttpApiOptions } from "./http.js";
 import { kvHandlers } from "./kv.js";
+import { withTolerantDecoding } from "./malformed.js";
 import { type GrpcStatus, unimplementedStatus } from "./status.js";
 
 /**
@@ -76,15 +77,20 @@ export function createApi(server: EtcdServerApi, options: ApiOptions = {}): Api 
     // 5 s gets GOAWAY ENHANCE_YOUR_CALM). grpc-js servers accept pings at any rate.
   });
 
-  grpcServer.addService(KVService, kvHandlers(server));
-  grpcServer.addService(MaintenanceService, maintenanceHandlers(server));
-  grpcServer.addService(ClusterService, clusterHandlers(server));
+  // Every etcd service decodes tolerantly (./malformed.ts): bad bytes get grpc-go's answer, not grpc-js's.
+  const add = <D extends grpc.ServiceDefinition>(
+    definition: D,
+    handlers: grpc.UntypedServiceImplementation,
+  ) => grpcServer.addService(withTolerantDecoding(definition), handlers);
+  add(KVService, kvHandlers(server) as unknown as grpc.UntypedServiceImplementation);
+  add(MaintenanceService, maintenanceHandlers(server) as unknown as grpc.UntypedServiceImplementation);
+  add(ClusterService, clusterHandlers(server) as unknown as grpc.UntypedServiceImplementation);
   // Registered so that their calls get grpc-go's text; grpc-js's own answer for an unknown path differs.
-  grpcServer.addService(WatchService, unimplemented(WatchService, "etcdserverpb.Watch", false));
-  grpcServer.addService(LeaseService, unimplemented(LeaseService, "etcdserverpb.Lease", false));
-  grpcServer.addService(AuthService, unimplemented(AuthService, "etcdserverpb.Auth", false));
-  grpcServer.addService(LockService, unimplemented(LockService, "v3lockpb.Lock", false));
-  grpcServer.addService(ElectionService, unimplemented(ElectionService, "v3electionpb.Election", false));
+  add(WatchService, unimplemented(WatchService, "etcdserverpb.Watch", false));
+  add(LeaseService, unimplemented(LeaseService, "etcdserverpb.Lease", false));
+  add(AuthService, unimplemented(AuthService, "etcdserverpb.Auth", false));
+  add(LockService, unimplemented(LockService, "v3lockpb.Lock", false));
+  add(ElectionService, unimplemented(ElectionService, "v3electionpb.Election", false));
 
   const health = new HealthStatus();
   grpcServer.addService(HealthService, health.handlers());

@@ -280,7 +280,7 @@ describe("gRPC API over the store double", () => {
     await callUnary(kv, kv.Put, { key: b("after-huge"), value: b("ok") });
   });
 
-  it("answers malformed protobuf with INTERNAL and keeps serving", async () => {
+  it("answers malformed protobuf with grpc-go's INTERNAL text and keeps serving", async () => {
     const Raw = makeClient<grpc.Client>(
       {
         Put: { ...KVClient.service.Put, requestSerialize: (bytes: Buffer) => bytes },
@@ -298,6 +298,7 @@ describe("gRPC API over the store double", () => {
       );
     });
     assert.equal(error.code, grpc.status.INTERNAL);
+    assert.equal(error.details, "grpc: error unmarshalling request: unexpected EOF");
     raw.close();
     await callUnary(kv, kv.Put, { key: b("after-bad-proto"), value: b("ok") });
   });

@@ -10,9 +10,14 @@ interface Reply {
   body: string;
 }
 
-function http(port: number, method: string, path: string): Promise<Reply> {
+function http(
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port, path, method }, (res) => {
+    const req = request({ host: "127.0.0.1", port, path, method, headers }, (res) => {
       let body = "";
       res.on("data", (chunk: Buffer) => {
         body += chunk.toString();
@@ -105,5 +110,45 @@ describe("HTTP/1.1 on the client port, as etcd 3.4 answers", () => {
       });
     }
     assert.equal((await http(port, "GET", "/health")).status, 200);
+  });
+
+  it("adds etcd's CORS headers to every answer and answers OPTIONS 200 on any path (default --cors=*)", async () => {
+    for (const [method, path, status] of [
+      ["GET", "/health", 200],
+      ["GET", "/nope", 404],
+      ["POST", "/version", 405],
+      ["OPTIONS", "/health", 200],
+      ["OPTIONS", "/anything", 200],
+    ] as const) {
+      const reply = await http(port, method, path);
+      assert.equal(reply.status, status, `${method} ${path}`);
+      assert.equal(reply.headers["access-control-allow-origin"], "*");
+      assert.equal(reply.headers["access-control-allow-methods"], "POST, GET, OPTIONS, PUT, DELETE");
+      assert.equal(reply.headers["access-control-allow-headers"], "accept, content-type, authorization");
+      // Go sends short bodies with their length, not chunked.
+      assert.equal(reply.headers["content-length"], String(Buffer.byteLength(reply.body)));
+      if (method === "OPTIONS") assert.equal(reply.body, "");
+    }
+  });
+
+  it("serves request headers up to Go's 1 MiB limit, and 431 beyond", async () => {
+    assert.equal((await http(port, "GET", "/health", { "x-big": "a".repeat(64 * 1024) })).status, 200);
+    assert.equal((await http(port, "GET", "/health", { "x-big": "a".repeat(1100 * 1024) })).status, 431);
+  });
+});
+
+describe("HTTP/1.1 with a --cors list", () => {
+  it("echoes a listed Origin and sends no CORS headers to others", async () => {
+    const running = await startStoreServer(undefined, { http: { cors: ["http://a.example"] } });
+    try {
+      const port = running.port.address().port;
+      const listed = await http(port, "GET", "/health", { origin: "http://a.example" });
+      assert.equal(listed.headers["access-control-allow-origin"], "http://a.example");
+      const other = await http(port, "GET", "/health", { origin: "http://b.example" });
+      assert.equal(other.headers["access-control-allow-origin"], undefined);
+      assert.equal((await http(port, "GET", "/health")).headers["access-control-allow-methods"], undefined);
+    } finally {
+      await running.stop();
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { type ClientPort, listenClientPort } from "../../src/api/clientPort.js";
-import { type Api, createApi } from "../../src/api/index.js";
+import { type Api, type ApiOptions, createApi } from "../../src/api/index.js";
 import { MemoryBackend } from "../../src/backend/memory.js";
 import { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION } from "../../src/config/version.js";
 import { EtcdError } from "../../src/errors.js";
@@ -162,8 +162,11 @@ export interface RunningStoreServer {
 }
 
 /** Serves a fresh StoreServer through createApi + listenClientPort on a free loopback port. */
-export async function startStoreServer(server = new StoreServer()): Promise<RunningStoreServer> {
-  const api = createApi(server);
+export async function startStoreServer(
+  server = new StoreServer(),
+  apiOptions: ApiOptions = {},
+): Promise<RunningStoreServer> {
+  const api = createApi(server, apiOptions);
   const port = await listenClientPort({
     host: "127.0.0.1",
     port: 0,
