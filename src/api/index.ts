@@ -18,6 +18,7 @@ import { HealthService, HealthStatus } from "./health.js";
 import { createHttpHandler, type HttpApiOptions } from "./http.js";
 import { kvHandlers } from "./kv.js";
 import { withTolerantDecoding } from "./malformed.js";
+import { useGrpcGoOversizeText } from "./oversize.js";
 import { type GrpcStatus, unimplementedStatus } from "./status.js";
 
 /**
@@ -65,6 +66,8 @@ const KEEPALIVE_TIMEOUT_MS_DEFAULT = 20 * 1000;
 
 export function createApi(server: EtcdServerApi, options: ApiOptions = {}): Api {
   const maxRequestBytes = options.maxRequestBytes ?? server.limits.maxRequestBytes;
+  // etcd's text for an oversized message (./oversize.ts): grpc-js builds that status below any hook.
+  useGrpcGoOversizeText();
   const grpcServer = new grpc.Server({
     "grpc.max_receive_message_length": maxRequestBytes + GRPC_RECEIVE_HEADROOM_BYTES,
     "grpc.max_send_message_length": GRPC_SEND_BYTES_MAX,

@@ -3,6 +3,7 @@ import { connect } from "node:net";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { decodeHealthCheckResponse, encodeHealthCheckRequest, HealthService } from "../../src/api/health.js";
+import { grpcGoOversizeText } from "../../src/api/oversize.js";
 import {
   AuthClient,
   ClusterClient,
@@ -276,7 +277,8 @@ describe("gRPC API over the store double", () => {
       (e: grpc.ServiceError) => e,
     );
     assert.equal(error.code, grpc.status.RESOURCE_EXHAUSTED);
-    assert.match(error.details, /larger than max \(\d+ vs\.? 2097152\)/);
+    // grpc-go's text, as etcd sends it (src/api/oversize.ts), not grpc-js's "Received message ... (N vs M)".
+    assert.match(error.details, /^grpc: received message larger than max \(\d+ vs\. 2097152\)$/);
     await callUnary(kv, kv.Put, { key: b("after-huge"), value: b("ok") });
   });
 
@@ -321,5 +323,16 @@ describe("gRPC API over the store double", () => {
     const call = kv.Put({ key: b("abandoned"), value: Buffer.alloc(100_000) }, () => {});
     call.cancel();
     await callUnary(kv, kv.Put, { key: b("still-serving"), value: b("ok") });
+  });
+});
+
+describe("grpc-go's oversize text", () => {
+  it("rewrites only grpc-js's oversize message", () => {
+    assert.equal(
+      grpcGoOversizeText("Received message larger than max (2726307 vs 2097152)"),
+      "grpc: received message larger than max (2726307 vs. 2097152)",
+    );
+    assert.equal(grpcGoOversizeText("Received message larger than max (1 vs 2) and more"), null);
+    assert.equal(grpcGoOversizeText("Error deserializing request"), null);
   });
 });
