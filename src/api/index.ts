@@ -11,12 +11,13 @@ import {
   MaintenanceService,
   WatchService,
 } from "../proto/index.js";
-import type { EtcdServerApi } from "../server/api.js";
+import { type EtcdServerApi, hasLeases } from "../server/api.js";
 import { serveUnary } from "./call.js";
 import type { HttpHandler } from "./clientPort.js";
 import { HealthService, HealthStatus } from "./health.js";
 import { createHttpHandler, type HttpApiOptions } from "./http.js";
 import { kvHandlers } from "./kv.js";
+import { leaseHandlers } from "./lease.js";
 import { withTolerantDecoding } from "./malformed.js";
 import { useGrpcGoOversizeText } from "./oversize.js";
 import { type GrpcStatus, unimplementedStatus } from "./status.js";
@@ -90,7 +91,11 @@ export function createApi(server: EtcdServerApi, options: ApiOptions = {}): Api 
   add(ClusterService, clusterHandlers(server) as unknown as grpc.UntypedServiceImplementation);
   // Registered so that their calls get grpc-go's text; grpc-js's own answer for an unknown path differs.
   add(WatchService, unimplemented(WatchService, "etcdserverpb.Watch", false));
-  add(LeaseService, unimplemented(LeaseService, "etcdserverpb.Lease", false));
+  if (hasLeases(server)) {
+    add(LeaseService, leaseHandlers(server) as unknown as grpc.UntypedServiceImplementation);
+  } else {
+    add(LeaseService, unimplemented(LeaseService, "etcdserverpb.Lease", false));
+  }
   add(AuthService, unimplemented(AuthService, "etcdserverpb.Auth", false));
   add(LockService, unimplemented(LockService, "v3lockpb.Lock", false));
   add(ElectionService, unimplemented(ElectionService, "v3electionpb.Election", false));

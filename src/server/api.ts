@@ -50,3 +50,25 @@ export interface EtcdServerApi {
   /** For GET /version. */
   versions(): { etcdserver: string; etcdcluster: string };
 }
+
+/**
+ * The Lease service's needs (spec §8), separate from EtcdServerApi so that test doubles without leases
+ * still satisfy the KV/Maintenance contract; createApi serves the Lease service when the server has it.
+ */
+export interface LeaseServerApi {
+  /** Through raft; a server-chosen id when request.ID is 0. */
+  leaseGrant(request: etcdserverpb.LeaseGrantRequest): Promise<etcdserverpb.LeaseGrantResponseInit>;
+  /** Through raft; deletes the attached keys in one revision. */
+  leaseRevoke(request: etcdserverpb.LeaseRevokeRequest): Promise<etcdserverpb.LeaseRevokeResponseInit>;
+  /** One keepalive: TTL after refreshing, 0 when the lease is unknown (a success, not an error). */
+  leaseRenew(id: bigint): Promise<etcdserverpb.LeaseKeepAliveResponseInit>;
+  /** TTL -1 for an unknown lease (a success, not an error). */
+  leaseTimeToLive(
+    request: etcdserverpb.LeaseTimeToLiveRequest,
+  ): Promise<etcdserverpb.LeaseTimeToLiveResponseInit>;
+  leaseLeases(): Promise<etcdserverpb.LeaseLeasesResponseInit>;
+}
+
+export function hasLeases(server: EtcdServerApi): server is EtcdServerApi & LeaseServerApi {
+  return typeof (server as Partial<LeaseServerApi>).leaseGrant === "function";
+}

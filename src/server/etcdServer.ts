@@ -1,6 +1,7 @@
 import { assert } from "../assert.js";
 import type { Backend } from "../backend/backend.js";
 import { EtcdError, isEtcdError } from "../errors.js";
+import { type Clock, EXPIRY_ROUND_INTERVAL_MS, Lessor, minLeaseTtlSeconds, monotonicClock, REVOKES_IN_FLIGHT_MAX } from "../lease/index.js";
 import type { Logger } from "../log/logger.js";
 import type { MvccStore } from "../mvcc/store.js";
 import { etcdserverpb } from "../proto/index.js";
@@ -73,6 +74,8 @@ export interface EtcdServerOptions {
   quotaBackendBytes: number;
   /** The member stops when persistence fails; the default exits the process. */
   onFatal: (error: unknown) => void;
+  /** Lease expiry clock (tests pass a manual one). Default: the monotonic clock. */
+  leaseClock?: Clock;
   /** Raft snapshots every snapshotCount applied entries (src/server/snapshot.ts); absent: none. */
   snapshots?: SnapshotConfig;
 }
@@ -83,6 +86,8 @@ type Applied =
   | { type: "txn"; response: etcdserverpb.TxnResponseInit }
   | { type: "compaction"; response: etcdserverpb.CompactionResponseInit; physicalDone: Promise<void> }
   | { type: "alarm"; response: etcdserverpb.AlarmResponseInit }
+  | { type: "leaseGrant"; response: etcdserverpb.LeaseGrantResponseInit }
+  | { type: "leaseRevoke"; response: etcdserverpb.LeaseRevokeResponseInit }
   | { type: "none" };
 
 const ALARM_NONE = 0;
@@ -97,6 +102,7 @@ export class EtcdServer implements EtcdServerApi {
   readonly store: MvccStore;
   readonly backend: Backend;
   readonly membership: Membership;
+  readonly lessor: Lessor;
   private readonly node: RawNode;
   private readonly loop: RaftLoop;
   private readonly log: Logger;
@@ -114,6 +120,10 @@ export class EtcdServer implements EtcdServerApi {
   private published = false;
   private readonly readyWaiters: Array<() => void> = [];
   private sweeper: NodeJS.Timeout | null = null;
+  private leaseTimer: NodeJS.Timeout | null = null;
+  private revokesInFlight = 0;
+  private readonly electionTimeoutMs: number;
+  private readonly requestTimeoutMs: number;
   private requestIdNext: bigint;
   private stopped = false;
   /** The configuration as of the applied index (what the last applyConfChange returned). */
@@ -134,6 +144,18 @@ export class EtcdServer implements EtcdServerApi {
     this.limits = { maxTxnOps: options.maxTxnOps, maxRequestBytes: options.maxRequestBytes };
     this.quotaBackendBytes = options.quotaBackendBytes;
     this.membership = new Membership(options.backend);
+    this.electionTimeoutMs = options.electionTimeoutMs;
+    // etcd's request timeout: 5 s plus two election timeouts.
+    this.requestTimeoutMs = 5000 + 2 * options.electionTimeoutMs;
+    this.lessor = Lessor.open({
+      backend: options.backend,
+      clock: options.leaseClock ?? monotonicClock,
+      minTtlSeconds: minLeaseTtlSeconds(Math.round(options.electionTimeoutMs / options.tickMs), options.tickMs),
+      expiredRetryMs: this.requestTimeoutMs,
+    });
+    // The store learns which leases exist (puts with a lease) and the lessor deletes through the store.
+    options.store.setLeases(this.lessor);
+    this.lessor.setRangeDeleter(() => options.store.beginWrite());
     this.appliedIndexValue = options.backend.consistentIndex;
     // The snapshot's (restart) or empty (new member); replayed and new conf changes update it.
     this.confState = options.storage.initialState().confState;
@@ -151,9 +173,7 @@ export class EtcdServer implements EtcdServerApi {
           });
     this.loadAlarms();
     this.loadClusterVersion();
-    // etcd's request timeout: 5 s plus two election timeouts.
-    const requestTimeoutMs = 5000 + 2 * options.electionTimeoutMs;
-    this.waiters = new Waiters(PROPOSALS_WAITING_MAX, requestTimeoutMs);
+    this.waiters = new Waiters(PROPOSALS_WAITING_MAX, this.requestTimeoutMs);
     this.reads = new ReadIndexRounds(
       {
         requestReadIndex: (context) => {
@@ -167,7 +187,7 @@ export class EtcdServer implements EtcdServerApi {
         appliedIndex: () => this.appliedIndexValue,
       },
       READERS_WAITING_MAX,
-      requestTimeoutMs,
+      this.requestTimeoutMs,
     );
     // Request ids as etcd's idutil makes them: the member id's low 16 bits, then a millisecond clock and a
     // counter, so ids of different members never collide in one log.
@@ -201,6 +221,8 @@ export class EtcdServer implements EtcdServerApi {
       this.reads.expire();
     }, DEADLINE_SWEEP_MS);
     this.sweeper.unref();
+    this.leaseTimer = setInterval(() => this.revokeExpiredLeases(), EXPIRY_ROUND_INTERVAL_MS);
+    this.leaseTimer.unref();
   }
 
   /** Resolves once this member's attributes are committed through raft (etcd's ReadyNotify). */
@@ -213,12 +235,14 @@ export class EtcdServer implements EtcdServerApi {
     if (this.stopped) return;
     this.stopped = true;
     if (this.sweeper !== null) clearInterval(this.sweeper);
+    if (this.leaseTimer !== null) clearInterval(this.leaseTimer);
     await this.loop.stop();
     // A snapshot in flight writes to the WAL, which the caller closes next.
     await this.raftSnapshots?.idle();
     const error = new EtcdError("Stopped");
     this.waiters.failAll(error);
     this.reads.failAll(error);
+    this.lessor.close();
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -361,6 +385,95 @@ export class EtcdServer implements EtcdServerApi {
     }
   }
 
+  // ---------------------------------------------------------------------------------------------------
+  // Leases (spec §8). Grant and revoke go through raft; keepalive, TimeToLive and Leases are answered by
+  // the leader's lessor (the primary), after the member has applied everything committed.
+
+  async leaseGrant(request: etcdserverpb.LeaseGrantRequest): Promise<etcdserverpb.LeaseGrantResponseInit> {
+    this.checkQuota(64);
+    // A server-chosen id comes from the request-id generator, top bit cleared (ids are positive).
+    const id = request.ID === 0n ? this.nextRequestId() & 0x7fff_ffff_ffff_ffffn : request.ID;
+    const applied = await this.propose({ leaseGrant: { ID: id, TTL: request.TTL } });
+    assert(applied.type === "leaseGrant", "a lease grant applies as one");
+    return applied.response;
+  }
+
+  async leaseRevoke(request: etcdserverpb.LeaseRevokeRequest): Promise<etcdserverpb.LeaseRevokeResponseInit> {
+    const applied = await this.propose({ leaseRevoke: { ID: request.ID } });
+    assert(applied.type === "leaseRevoke", "a lease revoke applies as one");
+    return applied.response;
+  }
+
+  /** One keepalive: the granted TTL after refreshing, or 0 for an unknown lease (spec §8.2). */
+  async leaseRenew(id: bigint): Promise<etcdserverpb.LeaseKeepAliveResponseInit> {
+    await this.waitAppliedCommitted();
+    const result = this.lessor.renew(id);
+    let ttl = 0;
+    switch (result.kind) {
+      case "renewed":
+        ttl = result.ttlSeconds;
+        break;
+      case "notFound":
+        break;
+      case "expired":
+        // etcd answers only once the revoke is applied; a demotion means another member leads now.
+        if (!(await result.revoked)) throw new EtcdError("NoLeader");
+        break;
+      case "notPrimary":
+        // Forwarding to the leader comes with the peer transport (the cluster issue).
+        throw new EtcdError("NoLeader");
+    }
+    return { header: { revision: this.store.revision }, ID: id, TTL: ttl };
+  }
+
+  async leaseTimeToLive(
+    request: etcdserverpb.LeaseTimeToLiveRequest,
+  ): Promise<etcdserverpb.LeaseTimeToLiveResponseInit> {
+    await this.waitAppliedCommitted();
+    const result = this.lessor.timeToLive(request.ID, request.keys);
+    return {
+      header: { revision: this.store.revision },
+      ID: request.ID,
+      TTL: result.ttlSeconds,
+      grantedTTL: result.grantedTtlSeconds,
+      keys: result.keys,
+    };
+  }
+
+  async leaseLeases(): Promise<etcdserverpb.LeaseLeasesResponseInit> {
+    return { header: { revision: this.store.revision }, leases: this.lessor.leases().map((ID) => ({ ID })) };
+  }
+
+  /** etcd's waitAppliedIndex before lease reads on the leader: up to 1 s, then a timeout error. */
+  private async waitAppliedCommitted(): Promise<void> {
+    const target = this.node.raft.log.committed;
+    if (this.appliedIndexValue >= target) return;
+    const deadline = Date.now() + 1000;
+    while (this.appliedIndexValue < target) {
+      if (Date.now() > deadline || this.stopped) throw new EtcdError("TimeoutWaitAppliedIndex");
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
+  /** Every EXPIRY_ROUND_INTERVAL_MS on the leader: propose a revoke for each expired lease (<= 16 in flight). */
+  private revokeExpiredLeases(): void {
+    if (this.stopped || !this.lessor.isPrimary) return;
+    const room = REVOKES_IN_FLIGHT_MAX - this.revokesInFlight;
+    if (room <= 0) return;
+    for (const id of this.lessor.expired(room)) {
+      this.revokesInFlight++;
+      this.propose({ leaseRevoke: { ID: id } })
+        .catch((error) => {
+          if (!isEtcdError(error, "LeaseNotFound")) {
+            this.log.warn("failed to revoke lease", { "lease-id": id.toString(16), error: String(error) });
+          }
+        })
+        .finally(() => {
+          this.revokesInFlight--;
+        });
+    }
+  }
+
   versions(): { etcdserver: string; etcdcluster: string } {
     return { etcdserver: ETCD_SERVER_VERSION, etcdcluster: this.clusterVersion ?? "not_decided" };
   }
@@ -451,8 +564,12 @@ export class EtcdServer implements EtcdServerApi {
 
   private applyNormal(entry: Entry): void {
     if (entry.data.length === 0) {
-      // A new leader's empty entry: nothing to do but record the index.
+      // A new leader's empty entry. Once the leader applies the one of its own term it becomes the
+      // lessor's primary: every lease restarts at now + TTL + an election timeout (etcd's promote).
       this.backend.seal(entry.index, entry.term);
+      if (this.node.isLeader() && entry.term === this.node.raft.term && !this.lessor.isPrimary) {
+        this.lessor.promote(this.electionTimeoutMs);
+      }
       return;
     }
     const request = etcdserverpb.InternalRaftRequest.decode(entry.data);
@@ -514,6 +631,33 @@ export class EtcdServer implements EtcdServerApi {
         response: { header: { revision: result.response.header.revision } },
         physicalDone: result.physicalDone,
       };
+    }
+    if (request.leaseGrant !== undefined) {
+      this.applyCapped(entry, 64);
+      try {
+        const granted = this.lessor.grant(request.leaseGrant.ID, request.leaseGrant.TTL);
+        return {
+          type: "leaseGrant",
+          response: { header: { revision: this.store.revision }, ID: granted.id, TTL: granted.ttlSeconds },
+        };
+      } finally {
+        this.backend.seal(index, term);
+      }
+    }
+    if (request.leaseRevoke !== undefined) {
+      try {
+        this.lessor.revoke(request.leaseRevoke.ID);
+        return { type: "leaseRevoke", response: { header: { revision: this.store.revision } } };
+      } finally {
+        this.backend.seal(index, term);
+      }
+    }
+    if (request.leaseCheckpoint !== undefined) {
+      for (const checkpoint of request.leaseCheckpoint.checkpoints) {
+        this.lessor.checkpoint(checkpoint.ID, checkpoint.remainingTTL);
+      }
+      this.backend.seal(index, term);
+      return { type: "none" };
     }
     if (request.alarm !== undefined) {
       const response = this.applyAlarm(request.alarm);
@@ -684,6 +828,7 @@ export class EtcdServer implements EtcdServerApi {
       }
     }
     if (state.role === StateRole.Leader) this.onBecameLeader();
+    else if (this.lessor.isPrimary) this.lessor.demote();
     if (state.leader !== 0n && !this.published) this.publish();
   }
 
