@@ -3,7 +3,7 @@ import { EtcdError } from "../errors.js";
 import type { etcdserverpb, LeaseHandlers } from "../proto/index.js";
 import type { EtcdServerApi, LeaseServerApi } from "../server/api.js";
 import { fillHeader, requireLeaderFails, serveUnary } from "./call.js";
-import { isMalformed, malformedUnaryStatus } from "./malformed.js";
+import { isMalformed, malformedStreamStatus } from "./malformed.js";
 import { type GrpcStatus, toGrpcStatus } from "./status.js";
 
 /**
@@ -65,7 +65,7 @@ function serveKeepAlive(
   call.on("data", (request: unknown) => {
     if (failed) return;
     if (isMalformed(request)) {
-      fail(malformedUnaryStatus(request));
+      fail(malformedStreamStatus(request));
       return;
     }
     const id = (request as etcdserverpb.LeaseKeepAliveRequest).ID;
