@@ -30,6 +30,11 @@ const seedNote = `seed ${SEED} (rerun with DURABILITY_SEED=${SEED})`;
 const KILL_ROUNDS = 6;
 const WRITERS = 8;
 const CONNECTIONS = 4;
+/**
+ * Raft snapshots every this many entries in the kill test (etcd's default is 100,000), so kills also land
+ * while a snapshot is written and restarts recover from a snapshot plus the WAL after it.
+ */
+const SNAPSHOT_COUNT = 150;
 /** The kill lands this long after the writers start: from early (first writes in flight) to steady load. */
 const KILL_AFTER_MS_MIN = 50;
 const KILL_AFTER_MS_MAX = 1200;
@@ -39,10 +44,10 @@ after(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
-async function sameAddressOptions(): Promise<EtcdTsOptions> {
+async function sameAddressOptions(flags: string[] = []): Promise<EtcdTsOptions> {
   const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-durability-"));
   dirs.push(dataDir);
-  return { dataDir, clientPort: await freePort(), peerPort: await freePort() };
+  return { dataDir, clientPort: await freePort(), peerPort: await freePort(), flags };
 }
 
 /** Runs `body` with the seed added to any failure's message. */
@@ -59,9 +64,10 @@ describe(`durability of acknowledged writes (${seedNote})`, () => {
   it(`keeps every acknowledged write across ${KILL_ROUNDS} SIGKILLs at random moments`, async (t) => {
     await withSeed(async () => {
       const rng = new Xoshiro128(SEED);
-      const options = await sameAddressOptions();
+      const options = await sameAddressOptions([`--snapshot-count=${SNAPSHOT_COUNT}`]);
       const model = new AckModel();
       let member: EtcdTs = await startEtcdTs(options);
+      let snapshotsSaved = 0;
       try {
         for (let round = 1; round <= KILL_ROUNDS; round++) {
           const killAfterMs = KILL_AFTER_MS_MIN + rng.nextInt(KILL_AFTER_MS_MAX - KILL_AFTER_MS_MIN + 1);
@@ -76,6 +82,7 @@ describe(`durability of acknowledged writes (${seedNote})`, () => {
           });
           await new Promise((resolve) => setTimeout(resolve, killAfterMs));
           await member.kill9();
+          snapshotsSaved += member.stderr().split('"msg":"saved snapshot"').length - 1;
           const run = await writing;
           assert.deepEqual(run.problems, [], `round ${round}: acknowledgements contradict each other`);
           // Every writer must have been stopped by the kill (none may finish on its own).
@@ -100,7 +107,11 @@ describe(`durability of acknowledged writes (${seedNote})`, () => {
         const put = await callUnary(kv, kv.Put, { key: Buffer.from("dur/after"), value: Buffer.from("v") });
         kv.close();
         assert.ok((put.header?.revision ?? 0) > model.maxAckedRevision);
-        t.diagnostic(`${model.ackedWrites} acknowledged ops in ${KILL_ROUNDS} rounds`);
+        t.diagnostic(
+          `${model.ackedWrites} acknowledged ops in ${KILL_ROUNDS} rounds, ${snapshotsSaved} raft snapshots`,
+        );
+        // The rounds must have crossed snapshots, or the recovery from one went untested.
+        assert.ok(snapshotsSaved > 0, "no raft snapshot was saved during the rounds");
       } finally {
         assert.equal(await member.stop(), 0, "clean stop after the last round");
       }
