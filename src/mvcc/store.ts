@@ -497,28 +497,60 @@ export class MvccStore {
   /**
    * The events of revisions [fromRev, toRev] in revision order (at most `limit`, 0: all), read from the
    * key table. Events read back from history carry no prevKv. Fails with Compacted below the compaction.
+   *
+   * `sizeBytesMax` (0: none) bounds the key and value bytes read: the read stops after the first event that
+   * reaches it, so at least one event is returned and the last revision may be cut short. A caller that
+   * needs whole revisions (watch catch-up) drops the last one when the read stopped early (see
+   * `eventsBetweenTruncated`).
    */
-  eventsBetween(fromRev: number, toRev: number, limit = 0): MvccEvent[] {
+  eventsBetween(fromRev: number, toRev: number, limit = 0, sizeBytesMax = 0): MvccEvent[] {
     this.checkOpen();
     if (fromRev < this.compactMainRev) throw new EtcdError("Compacted");
     const events: MvccEvent[] = [];
+    this.lastEventsTruncated = false;
     if (toRev < fromRev) return events;
+    let sizeBytes = 0;
     this.backend.range(
       "key",
       revisionKey(Math.max(fromRev, 0), 0),
       revisionKey(toRev + 1, 0),
       (revKey, record) => {
+        if (sizeBytesMax > 0 && sizeBytes >= sizeBytesMax) {
+          this.lastEventsTruncated = true;
+          return false;
+        }
         const main = revisionMain(revKey);
         if (isTombstone(record)) {
           events.push({ type: "DELETE", kv: deletedKeyValue(decodeRecord(record, main, true).key, main) });
         } else {
           events.push({ type: "PUT", kv: decodeRecord(record, main) });
         }
+        sizeBytes += record.length;
         return true;
       },
       limit,
     );
+    if (limit > 0 && events.length === limit) this.lastEventsTruncated = true;
     return events;
+  }
+
+  /**
+   * Whether the last `eventsBetween` stopped at its `limit` or `sizeBytesMax` (more events may follow in
+   * its revision range). Set by every call; read it right after the call.
+   */
+  lastEventsTruncated = false;
+
+  /**
+   * The key's KeyValue as of `revision`, or undefined when the key was absent then, the revision is
+   * compacted or in the future (what etcd's watch server attaches as an event's prev_kv: a read at
+   * mod_revision - 1 whose errors mean "none").
+   */
+  keyValueAt(key: Uint8Array, revision: number): KeyValue | undefined {
+    this.checkOpen();
+    if (revision < 1 || revision < this.compactMainRev || revision > this.currentRev) return undefined;
+    const ki = this.index.get(bytesToLatin1(key));
+    if (ki === undefined || !ki.get(revision)) return undefined;
+    return this.readKeyValue(found.main, found.sub);
   }
 
   // ---------------------------------------------------------------------------------------------------
