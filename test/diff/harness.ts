@@ -17,6 +17,11 @@ import type { DiffTarget } from "./targets.js";
  *   ...
  *   EOF
  * Arguments split on spaces; single or double quotes group (no escapes inside quotes).
+ *
+ * Ids a server picks (lease ids) are captured and reused: `lease grant 60 => L1` stores the hex id the
+ * output names ("lease 694d7f5a3b2c1d0e granted ...") as L1; a later `$L1` in an argument or here-doc is
+ * replaced by it in hex (as etcdctl's lease commands take it); in outputs the id (hex, or decimal in
+ * JSON) reads `<L1>`.
  */
 
 export interface Step {
@@ -26,6 +31,8 @@ export interface Step {
   text: string;
   args: string[];
   stdin?: string;
+  /** `=> NAME`: capture the id this step's output names, as NAME. */
+  capture?: string;
 }
 
 export function parseScenario(text: string): Step[] {
@@ -35,8 +42,11 @@ export function parseScenario(text: string): Step[] {
     const raw = (lines[i] as string).trim();
     if (raw === "" || raw.startsWith("#")) continue;
     const heredoc = /\s*<<\s*EOF$/.exec(raw);
-    const command = heredoc === null ? raw : raw.slice(0, heredoc.index);
+    let command = heredoc === null ? raw : raw.slice(0, heredoc.index);
+    const capture = /\s*=>\s*([A-Za-z]\w*)$/.exec(command);
+    if (capture !== null) command = command.slice(0, capture.index);
     const step: Step = { line: i + 1, text: raw, args: splitArgs(command) };
+    if (capture !== null) step.capture = capture[1] as string;
     if (heredoc !== null) {
       const body: string[] = [];
       i++;
@@ -127,6 +137,14 @@ function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
+/** Seconds a scenario may take between granting a lease and reading its remaining TTL. */
+const LEASE_TTL_SLACK_SECONDS = 5;
+
+function nearTtl(ttl: string, left: string): boolean {
+  const behind = Number(ttl) - Number(left);
+  return behind >= 0 && behind <= LEASE_TTL_SLACK_SECONDS;
+}
+
 /** Replaces what differs between any two members for reasons outside the API's behaviour. */
 export function normalise(output: string, identity: Identity, endpoint: string): string {
   let text = output;
@@ -147,6 +165,21 @@ export function normalise(output: string, identity: Identity, endpoint: string):
   text = text.replace(/"ts":"[^"]*"/g, '"ts":<ts>');
   text = text.replace(/client-[0-9a-f-]{36}/g, "client-<uuid>");
   text = text.replace(/took = [\d.]+(ns|µs|us|ms|s)/g, "took = <duration>");
+  // etcd lists a lease's keys in Go map order (random between runs): compare them sorted.
+  text = text.replace(/attached keys\(\[([^\]]*)\]\)/g, (_whole, keys: string) => {
+    return `attached keys([${keys.split(" ").sort().join(" ")}])`;
+  });
+  text = text.replace(/("granted-ttl":\d+,"keys":\[)([^\]]*)\]/g, (_whole, head: string, keys: string) => {
+    return `${head}${keys.split(",").sort().join(",")}]`;
+  });
+  // A lease's remaining TTL depends on when the command ran: within a few seconds of the granted TTL
+  // reads as "about the TTL"; anything else stays as it is (and fails unless the reference agrees).
+  text = text.replace(/TTL\((\d+)s\), remaining\((\d+)s\)/g, (whole, ttl: string, left: string) =>
+    nearTtl(ttl, left) ? `TTL(${ttl}s), remaining(about ${ttl}s)` : whole,
+  );
+  text = text.replace(/"ttl":(\d+),"granted-ttl":(\d+)/g, (whole, left: string, ttl: string) =>
+    nearTtl(ttl, left) ? `"ttl":<about ${ttl}>,"granted-ttl":${ttl}` : whole,
+  );
   text = text.replace(/"took":"[^"]*"/g, '"took":<duration>');
   // Table cells are padded to their widest value, which the replacements above may have changed.
   text = text
@@ -154,6 +187,16 @@ export function normalise(output: string, identity: Identity, endpoint: string):
     .map((line) => (/^[|+]/.test(line) ? line.replace(/ +/g, " ").replace(/-+/g, "-") : line))
     .join("\n");
   return text;
+}
+
+/** Captured ids, hex or decimal, shown as `<NAME>`. */
+function replaceCaptured(text: string, captured: ReadonlyMap<string, bigint>): string {
+  let out = text;
+  for (const [name, id] of captured) {
+    // etcdctl prints ids as %016x: leading zeros included.
+    out = out.replace(new RegExp(`\\b(0*${id.toString(16)}|${id.toString()})\\b`, "g"), `<${name}>`);
+  }
+  return out;
 }
 
 export interface StepOutput {
@@ -167,12 +210,30 @@ export async function runScenario(target: DiffTarget, steps: readonly Step[]): P
   const running = await target.start();
   try {
     const identity = await identify(running.endpoint);
+    const captured = new Map<string, bigint>();
+    const substitute = (text: string) =>
+      text.replace(/\$([A-Za-z]\w*)/g, (whole, name: string) => captured.get(name)?.toString(16) ?? whole);
     const outputs: StepOutput[] = [];
     for (const step of steps) {
-      const result = await etcdctl(running.endpoint, step.args, step.stdin);
+      const result = await etcdctl(
+        running.endpoint,
+        step.args.map(substitute),
+        step.stdin === undefined ? undefined : substitute(step.stdin),
+      );
+      if (step.capture !== undefined) {
+        const id = /\blease ([0-9a-f]+)\b/.exec(result.stdout)?.[1] ?? /"ID":(\d+)/.exec(result.stdout)?.[1];
+        if (id === undefined)
+          throw new Error(`line ${step.line}: no id to capture in ${result.stdout}${result.stderr}`);
+        captured.set(
+          step.capture,
+          /^\d+$/.test(id) && result.stdout.includes('"ID"') ? BigInt(id) : BigInt(`0x${id}`),
+        );
+      }
+      const withIds = (text: string) =>
+        replaceCaptured(normalise(text, identity, running.endpoint), captured);
       outputs.push({
-        stdout: normalise(result.stdout, identity, running.endpoint),
-        stderr: normalise(result.stderr, identity, running.endpoint),
+        stdout: withIds(result.stdout),
+        stderr: withIds(result.stderr),
         exitCode: result.exitCode,
       });
     }
@@ -274,8 +335,12 @@ export function compare(
       result.allowed.push({ difference, entry });
     }
   });
+  // Stale: an entry for this target whose command this scenario runs, that allowed nothing.
   result.stale = allowList.filter(
-    (e) => !used.has(e) && (e.targets === undefined || e.targets.includes(otherTarget)),
+    (e) =>
+      !used.has(e) &&
+      (e.targets === undefined || e.targets.includes(otherTarget)) &&
+      steps.some((step) => step.text.includes(e.command)),
   );
   return result;
 }
