@@ -38,6 +38,13 @@ const SNAPSHOT_COUNT = 150;
 /** The kill lands this long after the writers start: from early (first writes in flight) to steady load. */
 const KILL_AFTER_MS_MIN = 50;
 const KILL_AFTER_MS_MAX = 1200;
+/**
+ * In about half the rounds the restart is killed too, this long after it was spawned: a start takes
+ * 2-3 s here (most of it loading the code), so the kill lands in or around recovery (WAL replay,
+ * snapshot load), and the next start must recover from a recovery that never finished.
+ */
+const START_KILL_AFTER_MS_MIN = 1500;
+const START_KILL_AFTER_MS_MAX = 3000;
 
 const dirs: string[] = [];
 after(() => {
@@ -48,6 +55,23 @@ async function sameAddressOptions(flags: string[] = []): Promise<EtcdTsOptions> 
   const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-durability-"));
   dirs.push(dataDir);
   return { dataDir, clientPort: await freePort(), peerPort: await freePort(), flags };
+}
+
+/**
+ * Starts the member and SIGKILLs it `afterMs` later, ready or not (startEtcdTs kills a start that misses
+ * its deadline and keeps the caller's data dir). Answers a note for the round's report.
+ */
+async function killDuringStart(options: EtcdTsOptions, afterMs: number): Promise<string> {
+  try {
+    const started = await startEtcdTs({ ...options, startTimeoutMs: afterMs });
+    await started.kill9();
+    return `, restart killed once ready (${afterMs} ms)`;
+  } catch (error) {
+    if (!(error instanceof Error) || !/was not ready within/.test(error.message)) throw error;
+    // The error carries the start's log: its last line says how far the start got.
+    const last = [...error.message.matchAll(/"msg":"([^"]*)"/g)].at(-1)?.[1] ?? "no log yet";
+    return `, restart killed ${afterMs} ms into its start (after "${last}")`;
+  }
 }
 
 /** Runs `body` with the seed added to any failure's message. */
@@ -92,12 +116,18 @@ describe(`durability of acknowledged writes (${seedNote})`, () => {
             `round ${round}: writers stopped: ${run.errors.join("; ")}`,
           );
 
+          let startKill = "";
+          if (rng.nextInt(2) === 0) {
+            const afterMs =
+              START_KILL_AFTER_MS_MIN + rng.nextInt(START_KILL_AFTER_MS_MAX - START_KILL_AFTER_MS_MIN + 1);
+            startKill = await killDuringStart(options, afterMs);
+          }
           member = await startEtcdTs(options);
           const observed = await readAll(member.endpoint);
           const problems = model.checkAndSettle(observed.keys, observed.revision);
-          assert.deepEqual(problems, [], `round ${round} (killed after ${killAfterMs} ms)`);
+          assert.deepEqual(problems, [], `round ${round} (killed after ${killAfterMs} ms${startKill})`);
           t.diagnostic(
-            `round ${round}: killed after ${killAfterMs} ms, ${model.ackedWrites - before} acknowledged ops checked, ` +
+            `round ${round}: killed after ${killAfterMs} ms${startKill}, ${model.ackedWrites - before} acknowledged ops checked, ` +
               `${observed.keys.size} keys at revision ${observed.revision}`,
           );
           assert.ok(model.ackedWrites > 0 || round < KILL_ROUNDS, "no write was ever acknowledged");
