@@ -88,6 +88,22 @@ for (const target of [etcdTsTarget, realEtcdTarget] satisfies DiffTarget[]) {
       await assert.rejects(client.get("").string(), /key is not provided/);
     });
 
+    it("grants a lease, attaches keys, keeps it alive, and revoking it deletes them", async () => {
+      const lease = client.lease(60, { autoKeepAlive: false });
+      await lease.put("leased/a").value("1");
+      await lease.put("leased/b").value("2");
+      const id = await lease.grant();
+      assert.match(id, /^[0-9a-f]+$/);
+      assert.deepEqual(await client.getAll().prefix("leased/").keys(), ["leased/a", "leased/b"]);
+      const alive = await lease.keepaliveOnce();
+      assert.equal(alive.TTL, "60");
+      const live = await client.leaseClient.leaseTimeToLive({ ID: id, keys: true });
+      assert.equal(live.grantedTTL, "60");
+      assert.deepEqual(live.keys.map((k) => k.toString()).sort(), ["leased/a", "leased/b"]);
+      await lease.revoke();
+      assert.deepEqual(await client.getAll().prefix("leased/").keys(), []);
+    });
+
     it("serves many concurrent calls on one connection in order per key", async () => {
       const keys = Array.from({ length: 200 }, (_, i) => `c/${i.toString().padStart(3, "0")}`);
       await Promise.all(keys.map((key, i) => client.put(key).value(String(i))));
