@@ -84,6 +84,8 @@ export interface WatchHubStats {
   gaps: number;
   /** Live responses too large for a frame, served from history instead. */
   tooBig: number;
+  /** Times a synced watcher fell behind (its stream was full, a gap, a response too big). */
+  fellBehind: number;
   /** Revisions fanned out inline / through the worker. */
   inlineRevisions: number;
   workerRevisions: number;
@@ -143,7 +145,7 @@ export class WatchHub {
   private inlineAreaBytes = 0;
   private closed = false;
   private started = false;
-  private counters = { gaps: 0, tooBig: 0, inlineRevisions: 0, workerRevisions: 0 };
+  private counters = { gaps: 0, tooBig: 0, fellBehind: 0, inlineRevisions: 0, workerRevisions: 0 };
 
   constructor(options: WatchHubOptions) {
     this.store = options.store;
@@ -448,6 +450,7 @@ export class WatchHub {
     assert(nextRev >= watcher.nextRev, "falling behind never skips back");
     watcher.synced = false;
     watcher.nextRev = nextRev;
+    this.counters.fellBehind++;
     watcher.unsyncedIndex = this.unsynced.length;
     this.unsynced.push(watcher);
     watcher.stream.unsyncedCount++;
@@ -736,7 +739,8 @@ export class WatchHub {
         }
         watcher.quiet = false;
       }
-      watcher.nextRev = toRev + 1;
+      // A watcher ahead of this round's window (its nextRev past toRev) keeps its position.
+      if (toRev + 1 > watcher.nextRev) watcher.nextRev = toRev + 1;
       if (watcher.nextRev > currentRev && canJoin) this.markSynced(watcher);
     }
   }
