@@ -169,7 +169,9 @@ async function churn(seed: number, fanout: FanoutMode, inputRingBytes: number, o
     };
     watchers.push(w);
     pendingCreates[s]?.push(w);
-    const filters = [...(w.noPut ? [0] : []), ...(w.noDelete ? [1] : [])];
+    const filters: etcdserverpb.WatchCreateRequest_FilterType[] = [];
+    if (w.noPut) filters.push(0);
+    if (w.noDelete) filters.push(1);
     sessions[s]?.create({
       key: Buffer.from(key, "latin1"),
       rangeEnd: Buffer.from(rangeEnd, "latin1"),
