@@ -93,11 +93,12 @@ export class InboundStream {
     decodeMessagesPayload(payload, batch);
     const localId = this.ctx.local.memberId;
     for (let i = 0; i < batch.length; i++) {
-      if (batch[i]!.to !== localId) {
+      const to = batch[i]!.to;
+      if (to !== localId) {
         batch.length = 0;
         throw new TransportError(
           TransportErrorCode.MalformedFrame,
-          `message to ${formatId(batch[i]?.to ?? 0n)} on a stream to ${formatId(localId)}`,
+          `message to ${formatId(to)} on a stream to ${formatId(localId)}`,
         );
       }
     }

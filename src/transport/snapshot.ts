@@ -428,7 +428,8 @@ async function saveBody(
   });
   const hash = createHash("sha256");
   let ended = false;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
+  // destroyOnReturn: false, so a refusal mid-body can still be answered (the socket closes after it).
+  for await (const chunk of request.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
     inbound.lastProgressMs = ctx.nowMs();
     try {
       decoder.push(chunk);

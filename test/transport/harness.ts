@@ -3,6 +3,7 @@
  * memory so tests can check etcd's log lines.
  */
 import { mkdtempSync, rmSync } from "node:fs";
+import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger, type Logger } from "../../src/log/logger.js";
@@ -158,4 +159,42 @@ export async function waitFor(what: string, condition: () => boolean, timeoutMs 
 
 export function linesWith(node: Node, msg: string): LogLine[] {
   return node.lines.filter((line) => line.msg === msg);
+}
+
+/** A frame built by hand (frame.ts layout); `length` may lie. */
+export function rawFrame(kind: number, payload: Uint8Array, length = payload.length): Buffer {
+  const header = Buffer.alloc(5);
+  header.writeUInt32BE(length, 0);
+  header[4] = kind;
+  return Buffer.concat([header, payload]);
+}
+
+/** A snapshot POST as a peer would send it, without Expect: 100-continue. */
+export function postSnapshot(port: number, body: Buffer): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: "127.0.0.1",
+        port,
+        method: "POST",
+        path: "/raft/snapshot",
+        agent: false,
+        headers: {
+          "X-Server-From": "1",
+          "X-Server-Version": "3.4.23",
+          "X-Min-Cluster-Version": "3.0.0",
+          "X-Etcd-Cluster-ID": CLUSTER_ID.toString(16),
+          "X-Raft-To": "2",
+          "X-Etcd-Ts-Peer-Protocol": "1",
+        },
+      },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on("data", (chunk: Buffer) => parts.push(chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString() }));
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
 }
