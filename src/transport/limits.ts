@@ -22,9 +22,9 @@ export interface TransportLimits {
    */
   readonly frameMaxBytes: number;
   /**
-   * Bytes a stream socket may hold unsent in user space. Past it no more frames are written until the
-   * socket drains; the peer's queue takes the slack, then drops. This is what keeps a slow peer from
-   * growing memory without bound.
+   * Bytes a stream socket may hold unsent in user space (at most this plus one frame). Past it no more
+   * frames are written until the socket drains; the peer's queue takes the slack, then drops. This is
+   * what keeps a slow peer from growing memory without bound.
    */
   readonly writeBufferBytesMax: number;
   /** Size of the chunks a snapshot is sent in (source chunks larger than this are split). */

@@ -240,7 +240,9 @@ export class Peer {
     this.request = null;
     this.detachSocket();
     this.queue.clear();
-    if (wasOpen) this.setInactive("stop", "peer stopped");
+    // etcd logs "stopped remote peer" here, not an inactive peer: nothing failed.
+    this.activeSinceMs = 0;
+    if (wasOpen) this.ctx.log.info("stopped remote peer", { "remote-peer-id": this.idText });
     this.snapshot?.abort(new TransportError(TransportErrorCode.Closed, "peer stopped"));
   }
 
