@@ -81,3 +81,38 @@ export function reasonOf(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);
 }
+
+/** Classifies a refused handshake or snapshot POST as etcd's streamReader.dial and checkPostResponse do. */
+export function refusalError(
+  status: number,
+  text: string,
+  peerIdText: string,
+  localIdText: string,
+): TransportError {
+  switch (status) {
+    case 410:
+    case 403:
+      return new TransportError(TransportErrorCode.MemberRemoved, EtcdPeerText.memberRemoved);
+    case 404:
+      return new TransportError(
+        TransportErrorCode.PeerRefused,
+        `peer ${peerIdText} failed to find local node ${localIdText}`,
+      );
+    case 412:
+      if (text === EtcdPeerText.incompatibleVersion) {
+        return new TransportError(TransportErrorCode.IncompatibleVersion, EtcdPeerText.incompatibleVersion);
+      }
+      if (text === EtcdPeerText.clusterIdMismatch) {
+        return new TransportError(TransportErrorCode.ClusterIdMismatch, EtcdPeerText.clusterIdMismatch);
+      }
+      return new TransportError(
+        TransportErrorCode.PeerRefused,
+        `unhandled error ${JSON.stringify(text)} when precondition failed`,
+      );
+    default:
+      return new TransportError(
+        TransportErrorCode.PeerRefused,
+        `unhandled http status ${status}${text === "" ? "" : ` (${text})`}`,
+      );
+  }
+}

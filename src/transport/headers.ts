@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import { ETCD_SERVER_VERSION } from "../config/version.js";
 import { formatId } from "../log/format.js";
+import type { Logger } from "../log/logger.js";
 import { EtcdPeerText } from "./errors.js";
 
 /**
@@ -148,4 +149,27 @@ export function parsePeerUrls(text: string | undefined, max: number): string[] {
     if (protocol !== "http:" && protocol !== "https:") return [];
   }
   return urls;
+}
+
+/** etcd's two warnings of checkClusterCompatibilityFromHeader. */
+export function logPeerCompatibility(
+  log: Logger,
+  local: LocalIdentity,
+  headers: IncomingHttpHeaders,
+  problem: CompatibilityProblem,
+): void {
+  const fields = {
+    "local-member-id": formatId(local.memberId),
+    "local-member-cluster-id": formatId(local.clusterId),
+    "remote-peer-server-name": headerValue(headers, Header.from) ?? "",
+    "remote-peer-server-version": headerValue(headers, Header.serverVersion) ?? "",
+  };
+  if (problem.kind === "version") {
+    log.warn("failed to check version compatibility", { ...fields, error: problem.reason });
+  } else {
+    log.warn("request cluster ID mismatch", {
+      ...fields,
+      "remote-peer-cluster-id": problem.remoteClusterId,
+    });
+  }
 }

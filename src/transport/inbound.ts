@@ -13,6 +13,7 @@ import {
   compatibilityText,
   Header,
   headerValue,
+  logPeerCompatibility,
   PEER_PROTOCOL_VERSION,
   parseId,
   parsePeerUrls,
@@ -21,7 +22,6 @@ import {
   STREAM_UPGRADE_TOKEN,
 } from "./headers.js";
 import { sendRawError, sendSwitchingProtocols } from "./httpReply.js";
-import { logPeerCompatibility } from "./snapshot.js";
 
 const INBOUND_KINDS = kindMask(FrameKind.Messages, FrameKind.Heartbeat);
 /** etcd's own stream paths: a real etcd dialing us is told "incompatible version", not "invalid path". */
@@ -214,7 +214,7 @@ export function checkStreamRequest(
   const localId = formatId(ctx.local.memberId);
   const problem = checkCompatibility(request.headers, ctx.local.clusterId);
   if (problem !== null) {
-    logPeerCompatibility(ctx, request.headers, problem);
+    logPeerCompatibility(ctx.log, ctx.local, request.headers, problem);
     return { status: 412, text: compatibilityText(problem) };
   }
   const path = (request.url ?? "").split("?")[0]!;

@@ -5,7 +5,7 @@ import { formatId } from "../log/format.js";
 import { MILESTONES, STREAM_TYPES } from "../log/milestones.js";
 import type { Message } from "../raft/index.js";
 import type { PeerCounters, TransportContext } from "./context.js";
-import { EtcdPeerText, reasonOf, TransportError, TransportErrorCode } from "./errors.js";
+import { reasonOf, refusalError, TransportError, TransportErrorCode } from "./errors.js";
 import { FRAME_HEADER_BYTES, FrameDecoder, FrameKind, HEARTBEAT_FRAME, kindMask } from "./frame.js";
 import {
   Header,
@@ -493,38 +493,3 @@ export class Peer {
 }
 
 function ignoreError(): void {}
-
-/** Classifies a refused handshake or snapshot POST as etcd's streamReader.dial and checkPostResponse do. */
-export function refusalError(
-  status: number,
-  text: string,
-  peerIdText: string,
-  localIdText: string,
-): TransportError {
-  switch (status) {
-    case 410:
-    case 403:
-      return new TransportError(TransportErrorCode.MemberRemoved, EtcdPeerText.memberRemoved);
-    case 404:
-      return new TransportError(
-        TransportErrorCode.PeerRefused,
-        `peer ${peerIdText} failed to find local node ${localIdText}`,
-      );
-    case 412:
-      if (text === EtcdPeerText.incompatibleVersion) {
-        return new TransportError(TransportErrorCode.IncompatibleVersion, EtcdPeerText.incompatibleVersion);
-      }
-      if (text === EtcdPeerText.clusterIdMismatch) {
-        return new TransportError(TransportErrorCode.ClusterIdMismatch, EtcdPeerText.clusterIdMismatch);
-      }
-      return new TransportError(
-        TransportErrorCode.PeerRefused,
-        `unhandled error ${JSON.stringify(text)} when precondition failed`,
-      );
-    default:
-      return new TransportError(
-        TransportErrorCode.PeerRefused,
-        `unhandled http status ${status}${text === "" ? "" : ` (${text})`}`,
-      );
-  }
-}

@@ -5,7 +5,14 @@ import { join } from "node:path";
 import { formatDurationMs, formatId, humanizeBytes } from "../log/format.js";
 import { decodeMessage, encodeMessage, isRaftError, type Message, MessageType } from "../raft/index.js";
 import type { ReceivedSnapshot, TransportContext } from "./context.js";
-import { EtcdPeerText, isTransportError, reasonOf, TransportError, TransportErrorCode } from "./errors.js";
+import {
+  EtcdPeerText,
+  isTransportError,
+  reasonOf,
+  refusalError,
+  TransportError,
+  TransportErrorCode,
+} from "./errors.js";
 import {
   FrameDecoder,
   FrameKind,
@@ -21,6 +28,7 @@ import {
   compatibilityText,
   Header,
   headerValue,
+  logPeerCompatibility,
   PEER_PROTOCOL_VERSION,
   parseId,
   peerRequestHeaders,
@@ -28,7 +36,6 @@ import {
 } from "./headers.js";
 import { sendError } from "./httpReply.js";
 import type { Peer } from "./peer.js";
-import { refusalError } from "./peer.js";
 
 /**
  * Snapshots travel on their own connection, never on the message stream (a large one would hold every
@@ -296,7 +303,7 @@ export async function receiveSnapshot(
   const localId = formatId(ctx.local.memberId);
   const problem = checkCompatibility(request.headers, ctx.local.clusterId);
   if (problem !== null) {
-    logPeerCompatibility(ctx, request.headers, problem);
+    logPeerCompatibility(ctx.log, ctx.local, request.headers, problem);
     sendError(response, 412, compatibilityText(problem));
     return;
   }
@@ -530,27 +537,5 @@ async function syncDirectory(dir: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
-  }
-}
-
-/** etcd's two warnings of checkClusterCompatibilityFromHeader. */
-export function logPeerCompatibility(
-  ctx: TransportContext,
-  headers: IncomingMessage["headers"],
-  problem: NonNullable<ReturnType<typeof checkCompatibility>>,
-): void {
-  const fields = {
-    "local-member-id": formatId(ctx.local.memberId),
-    "local-member-cluster-id": formatId(ctx.local.clusterId),
-    "remote-peer-server-name": headerValue(headers, Header.from) ?? "",
-    "remote-peer-server-version": headerValue(headers, Header.serverVersion) ?? "",
-  };
-  if (problem.kind === "version") {
-    ctx.log.warn("failed to check version compatibility", { ...fields, error: problem.reason });
-  } else {
-    ctx.log.warn("request cluster ID mismatch", {
-      ...fields,
-      "remote-peer-cluster-id": problem.remoteClusterId,
-    });
   }
 }
