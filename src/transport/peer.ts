@@ -182,12 +182,12 @@ export class Peer {
 
   update(urls: readonly string[]): void {
     assert(urls.length > 0, "a peer has at least one URL");
+    // A dial in progress goes to an old URL: abort it (against the old list) before switching.
+    if (this.state === "dialing") this.abortDial(new Error("peer URLs changed"));
     this.urls = [...urls];
     this.urlIndex = 0;
     if (this.state === "open" && !this.urls.includes(this.connectedUrl)) {
       this.lost("write", new Error(`peer URLs changed; ${this.connectedUrl} is no longer one`));
-    } else if (this.state === "dialing") {
-      this.abortDial(new Error("peer URLs changed"));
     }
   }
 
