@@ -227,7 +227,9 @@ export class RaftReader {
     const n = this.uint();
     if (n > this.remaining) decodeError(`byte string of ${n} bytes exceeds the input`);
     if (n === 0) return EMPTY_BYTES;
-    const out = this.buf.slice(this.pos, this.pos + n);
+    // A copy even when the input is a Buffer (whose slice() is a view): a decoded message must not pin
+    // the whole frame it came in.
+    const out = Uint8Array.prototype.slice.call(this.buf, this.pos, this.pos + n);
     this.pos += n;
     return out;
   }

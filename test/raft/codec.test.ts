@@ -281,3 +281,13 @@ describe("raft codec", () => {
     assert.deepEqual(Array.from(e.data), [1, 2, 3]);
   });
 });
+
+describe("codec copies byte strings", () => {
+  it("decodes entry data from a Buffer into its own memory, not a view that pins the input", () => {
+    const encoded = Buffer.from(encodeEntry({ term: 1, index: 2, type: 0, data: new Uint8Array([1, 2, 3]) }));
+    const decoded = decodeEntry(encoded);
+    assert.notEqual(decoded.data.buffer, encoded.buffer);
+    encoded.fill(0);
+    assert.deepEqual([...decoded.data], [1, 2, 3]);
+  });
+});
