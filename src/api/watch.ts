@@ -5,6 +5,7 @@ import type { EtcdServerApi } from "../server/api.js";
 import type { WatchHub } from "../watch/hub.js";
 import type { WatchStream } from "../watch/stream.js";
 import type { StreamTransport } from "../watch/types.js";
+import { isMalformed, malformedStreamStatus, withTolerantDecoding } from "./malformed.js";
 
 /**
  * etcdserverpb.Watch over the watch hub (etcd's api/v3rpc/watch.go). The hub encodes every response
@@ -20,10 +21,14 @@ import type { StreamTransport } from "../watch/types.js";
  * the client's half-close does not end the stream (spec §7.1), the client's cancel drops its watchers.
  */
 
-/** The Watch method with an identity response serializer: handlers write encoded WatchResponses. */
-export const watchServiceDefinition: grpc.ServiceDefinition = {
+/**
+ * The Watch method with an identity response serializer (handlers write encoded WatchResponses) and a
+ * tolerant request decoder (./malformed.ts): a message that does not decode ends the stream with
+ * grpc-go's INTERNAL text, as etcd's does.
+ */
+export const watchServiceDefinition: grpc.ServiceDefinition = withTolerantDecoding({
   Watch: { ...WatchService.Watch, responseSerialize: (bytes: Buffer) => bytes },
-};
+});
 
 export interface WatchServiceHandlers extends grpc.UntypedServiceImplementation {
   Watch: grpc.handleBidiStreamingCall<etcdserverpb.WatchRequest, Buffer>;
@@ -133,9 +138,15 @@ export function createWatchService(options: WatchServiceOptions): WatchServiceHa
         monitor.remove(stream);
         stream.close();
       };
-      call.on("data", (request: etcdserverpb.WatchRequest) =>
-        serveRequest(stream, call.metadata, request, options),
-      );
+      call.on("data", (request: unknown) => {
+        if (isMalformed(request)) {
+          const status = malformedStreamStatus(request);
+          monitor.remove(stream);
+          stream.abort(status.code, status.details);
+          return;
+        }
+        serveRequest(stream, call.metadata, request as etcdserverpb.WatchRequest, options);
+      });
       // A client's half-close keeps the stream: watchers go on until the client cancels (spec §7.1).
       call.on("end", () => {});
       call.on("cancelled", close);
