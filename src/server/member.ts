@@ -176,6 +176,7 @@ export async function startMemberWithConfig(
       maxRequestBytes: config.maxRequestBytes,
       keepaliveIntervalMs: config.grpcKeepaliveIntervalMs,
       keepaliveTimeoutMs: config.grpcKeepaliveTimeoutMs,
+      http: { cors: config.cors },
     });
     for (const url of config.listenClientUrls) {
       ports.push(
