@@ -604,7 +604,7 @@ export const FLAGS: readonly FlagSpec[] = Object.freeze([
     kind: "corsUrls",
     def: "*",
     field: "cors",
-    status: "unbuilt",
+    status: "supported",
     usage:
       "Comma-separated whitelist of origins for CORS, or cross-origin resource sharing, (empty or * means allow all).",
   }),
