@@ -5,7 +5,14 @@ import { FanoutCore, type ResponseSink, withWatchIdBytes } from "./fanout.js";
 import { EventBatch, GroupFlag, OutTag, type PrevLookup, RESPONSES_HEADER_BYTES } from "./frames.js";
 import { Watcher, WatchStream } from "./stream.js";
 import type { FanoutMode, StreamTransport, WatchCreate, WatchHubOptions, WatchStore } from "./types.js";
-import { HeaderIds, watchIdFieldSize, writeWatchIdField } from "./wire.js";
+import type { KvFields } from "./wire.js";
+import {
+  GRPC_FRAME_HEADER_BYTES,
+  HeaderIds,
+  watchIdFieldSize,
+  writeFrameHeader,
+  writeWatchIdField,
+} from "./wire.js";
 import { WorkerLink } from "./workerLink.js";
 
 /**
@@ -47,8 +54,8 @@ const MAX_REQUEST_BYTES_DEFAULT = 1.5 * 1024 * 1024;
 const PROGRESS_INTERVAL_MS_DEFAULT = 10 * 60 * 1000;
 /** etcd's minWatchProgressInterval. */
 const PROGRESS_INTERVAL_MS_MIN = 100;
-export const STREAM_QUEUED_BYTES_MAX_DEFAULT = 1024 * 1024;
-export const QUEUED_BYTES_MAX_DEFAULT = 256 * 1024 * 1024;
+export const STREAM_QUEUED_BYTES_MAX_DEFAULT = 256 * 1024;
+export const QUEUED_BYTES_MAX_DEFAULT = 128 * 1024 * 1024;
 export const WATCHERS_MAX_DEFAULT = 1_000_000;
 /** "auto" fan-out: inline at or below this many watchers (bench/watch measures the crossover). */
 export const INLINE_WATCHERS_MAX_DEFAULT = 64;
@@ -136,6 +143,11 @@ export class WatchHub {
   private syncStamp = 0;
   private readonly syncBatch = new EventBatch();
   private readonly chosen: Watcher[] = [];
+  /** Delivery round scratch: its stamp, the streams and watchers taking part, message sizes. */
+  private roundStamp = 0;
+  private readonly roundStreams: WatchStream[] = [];
+  private readonly roundWatchers: Watcher[] = [];
+  private readonly messageSizes: number[] = [];
   private readonly liveBatch = new EventBatch();
   private readonly inlineSink: ResponseSink;
   private inlineArea = new Uint8Array(64 * 1024);
@@ -405,12 +417,32 @@ export class WatchHub {
 
   /**
    * Writes a group's response(s) for `revision` (area: [u32 length][body]...) to each synced watcher
-   * that needs it; a watcher whose stream has no room falls behind instead.
+   * that needs it; a watcher whose stream has no room falls behind instead. Every stream gets all its
+   * watchers' messages in one write: plan (sizes per stream), fill, write.
    */
   private deliverArea(groupId: number, revision: number, count: number, area: Uint8Array): void {
     const group = this.groupsById[groupId];
     if (group === undefined) return;
+    const sizes = this.messageSizes;
+    let bodiesBytes = 0;
+    let o = 0;
+    for (let m = 0; m < count; m++) {
+      const size =
+        ((area[o] as number) |
+          ((area[o + 1] as number) << 8) |
+          ((area[o + 2] as number) << 16) |
+          ((area[o + 3] as number) << 24)) >>>
+        0;
+      sizes[m] = size;
+      bodiesBytes += GRPC_FRAME_HEADER_BYTES + size;
+      o += 4 + size;
+    }
+    const stamp = ++this.roundStamp;
+    const streams = this.roundStreams;
+    streams.length = 0;
     const watchers = group.watchers;
+    const takers = this.roundWatchers;
+    takers.length = 0;
     for (let w = 0; w < watchers.length; w++) {
       const watcher = watchers[w] as Watcher;
       if (!watcher.synced || revision < watcher.nextRev) continue;
@@ -419,20 +451,25 @@ export class WatchHub {
         this.fallBehind(watcher, revision);
         continue;
       }
-      let o = 0;
+      const bytes = bodiesBytes + count * watchIdFieldSize(watcher.id);
+      if (stream.reserveRound(stamp, bytes)) streams.push(stream);
+      takers.push(watcher);
+    }
+    for (let t = 0; t < takers.length; t++) {
+      const watcher = takers[t] as Watcher;
+      const idBytes = watchIdFieldSize(watcher.id);
+      let at = 0;
       for (let m = 0; m < count; m++) {
-        const size =
-          ((area[o] as number) |
-            ((area[o + 1] as number) << 8) |
-            ((area[o + 2] as number) << 16) |
-            ((area[o + 3] as number) << 24)) >>>
-          0;
-        stream.sendBody(area.subarray(o + 4, o + 4 + size), watcher.id);
-        o += 4 + size;
+        const size = sizes[m] as number;
+        watcher.stream.appendBody(area.subarray(at + 4, at + 4 + size), watcher.id, idBytes);
+        at += 4 + size;
       }
       watcher.nextRev = revision + 1;
       watcher.quiet = false;
     }
+    for (let s = 0; s < streams.length; s++) (streams[s] as WatchStream).endRound();
+    takers.length = 0;
+    streams.length = 0;
   }
 
   /** The group's response at `revision` did not fit a frame: its synced watchers read it from history. */
@@ -667,10 +704,7 @@ export class WatchHub {
         if (watcher.nextRev < minRev) minRev = watcher.nextRev;
       }
     }
-    if (reading.length > 0) {
-      this.catchUp(reading, minRev, currentRev, canJoin);
-      progressed = true;
-    }
+    if (reading.length > 0 && this.catchUp(reading, minRev, currentRev, canJoin)) progressed = true;
     if (progressed) this.scheduleSync();
   }
 
@@ -688,7 +722,8 @@ export class WatchHub {
     this.removeWatcher(watcher);
   }
 
-  private catchUp(watchers: Watcher[], minRev: number, currentRev: number, canJoin: boolean): void {
+  /** Serves one round of history to `watchers`; false when none of them could take anything. */
+  private catchUp(watchers: Watcher[], minRev: number, currentRev: number, canJoin: boolean): boolean {
     const store = this.store;
     let toRev = Math.min(currentRev, minRev + SYNC_REVISIONS_MAX - 1);
     let events = store.eventsBetween(minRev, toRev, SYNC_EVENTS_MAX, SYNC_BYTES_MAX);
@@ -720,7 +755,12 @@ export class WatchHub {
     this.collectForSync(batch, stamp);
     this.resolvePrevs(watchers, batch, stamp, events);
     const encoder = this.fanout.responseEncoder;
+    let served = false;
     for (const watcher of watchers) {
+      const stream = watcher.stream;
+      // Room is checked again per watcher: others of the same stream may have filled it this round.
+      if (!stream.hasRoomForCatchUp()) continue;
+      served = true;
       const selection = watcher.group.syncEvents;
       let from = 0;
       while (
@@ -730,19 +770,30 @@ export class WatchHub {
         from++;
       }
       if (from < selection.length) {
+        // One response for the round's window, as etcd sends up to 1000 revisions at once: the window is
+        // bounded (SYNC_REVISIONS_MAX, SYNC_EVENTS_MAX, about SYNC_BYTES_MAX), and so is what a stream
+        // holds (half its bound plus one such response; the hub-wide bound is checked per watcher above).
         encoder.plan(batch, selection, from, selection.length, watcher.group.flags, currentRev, raftTerm);
         const idBytes = watchIdFieldSize(watcher.id);
+        let total = 0;
         for (let m = 0; m < encoder.messageCount; m++) {
-          const message = Buffer.allocUnsafe((encoder.bodySizes[m] as number) + idBytes);
-          const end = encoder.writeBody(m, message, 0);
-          watcher.stream.send(message.subarray(0, writeWatchIdField(message, end, watcher.id)));
+          total += GRPC_FRAME_HEADER_BYTES + (encoder.bodySizes[m] as number) + idBytes;
         }
+        const frames = Buffer.allocUnsafe(total);
+        let o = 0;
+        for (let m = 0; m < encoder.messageCount; m++) {
+          const start = writeFrameHeader(frames, o, (encoder.bodySizes[m] as number) + idBytes);
+          o = writeWatchIdField(frames, encoder.writeBody(m, frames, start), watcher.id);
+        }
+        assert(o === total, "catch-up frames fill their buffer");
+        stream.send(frames);
         watcher.quiet = false;
       }
       // A watcher ahead of this round's window (its nextRev past toRev) keeps its position.
       if (toRev + 1 > watcher.nextRev) watcher.nextRev = toRev + 1;
       if (watcher.nextRev > currentRev && canJoin) this.markSynced(watcher);
     }
+    return served;
   }
 
   /** Collects, per group of this round, the indices of the events it receives (filters applied). */

@@ -1,7 +1,13 @@
 import { assert } from "../assert.js";
 import type { Group, WatchHub } from "./hub.js";
 import type { StreamTransport, WatchCreate } from "./types.js";
-import { type ControlResponse, encodeControlResponse, watchIdFieldSize, writeWatchIdField } from "./wire.js";
+import {
+  type ControlResponse,
+  encodeControlResponse,
+  framed,
+  writeFrameHeader,
+  writeWatchIdField,
+} from "./wire.js";
 
 /**
  * One Watch stream (etcd's serverWatchStream + mvcc watchStream): its watchers by id, the id counter,
@@ -81,8 +87,9 @@ export class WatchStream {
 
   /** True when a live response may be written now (an idle stream always takes one, however big). */
   hasRoom(): boolean {
-    if (this.queuedBytes === 0) return true;
-    return this.queuedBytes < this.queuedBytesMax && this.hub.hasGlobalRoom();
+    const queued = this.queuedBytes + this.roundBytes;
+    if (queued === 0) return true;
+    return queued < this.queuedBytesMax && this.hub.hasGlobalRoom();
   }
 
   /** True when the catch-up may write to this stream (half empty, so a catching-up stream does not flap). */
@@ -91,10 +98,54 @@ export class WatchStream {
     return this.queuedBytes <= this.queuedBytesMax / 2 && this.hub.hasGlobalRoom();
   }
 
-  /** Queues one encoded response. */
-  send(message: Buffer): void {
+  // ---------------------------------------------------------------------------------------------------
+  // Delivery rounds: every message one delivery sends to this stream goes out in one transport write.
+  // The hub plans the round (reserveRound), then fills (appendBody) and ends it (endRound).
+
+  /** Stamp of the delivery round this stream takes part in, and the bytes planned for it. */
+  roundStamp = -1;
+  roundBytes = 0;
+  private roundBuffer: Buffer | null = null;
+  private roundOffset = 0;
+
+  /** Plans `bytes` more for the round `stamp`; true when this is the stream's first in that round. */
+  reserveRound(stamp: number, bytes: number): boolean {
+    const first = this.roundStamp !== stamp;
+    if (first) {
+      this.roundStamp = stamp;
+      this.roundBytes = 0;
+    }
+    this.roundBytes += bytes;
+    return first;
+  }
+
+  /** Appends one framed message: a fan-out body with `watchId` appended. */
+  appendBody(body: Uint8Array, watchId: number, idBytes: number): void {
+    if (this.roundBuffer === null) {
+      this.roundBuffer = Buffer.allocUnsafe(this.roundBytes);
+      this.roundOffset = 0;
+    }
+    const out = this.roundBuffer;
+    let o = writeFrameHeader(out, this.roundOffset, body.length + idBytes);
+    out.set(body, o);
+    o = writeWatchIdField(out, o + body.length, watchId);
+    this.roundOffset = o;
+  }
+
+  /** Writes what the round appended (as planned) in one transport write. */
+  endRound(): void {
+    const out = this.roundBuffer;
+    this.roundBuffer = null;
+    this.roundBytes = 0;
+    if (out === null) return;
+    assert(this.roundOffset === out.length, "a delivery round fills what it planned");
+    if (!this.closed) this.send(out);
+  }
+
+  /** Queues frames (one or more framed responses) in one transport write. */
+  send(frames: Buffer): void {
     assert(!this.closed, "a closed stream sends nothing");
-    const size = message.length;
+    const size = frames.length;
     this.queuedBytes += size;
     this.hub.queuedBytes += size;
     this.sizes.push(size);
@@ -103,19 +154,11 @@ export class WatchStream {
       this.reading = false;
       this.transport.setReading(false);
     }
-    this.transport.write(message, this.written);
-  }
-
-  /** Queues a response body from the fan-out with this watcher's watch_id appended. */
-  sendBody(body: Uint8Array, watchId: number): void {
-    const message = Buffer.allocUnsafe(body.length + watchIdFieldSize(watchId));
-    message.set(body, 0);
-    writeWatchIdField(message, body.length, watchId);
-    this.send(message);
+    this.transport.write(frames, this.written);
   }
 
   sendControl(response: ControlResponse): void {
-    this.send(encodeControlResponse(this.hub.headerIds, response));
+    this.send(framed(encodeControlResponse(this.hub.headerIds, response)));
   }
 
   private onWritten(): void {

@@ -39,13 +39,14 @@ export interface WatchCreate {
 }
 
 /**
- * One gRPC stream as the watch layer writes to it. `write` queues one encoded WatchResponse and calls
- * `written` once, after the transport handed those bytes on (they are no longer held by the process);
- * calls complete in write order. The hub counts the bytes in between against its bounds. A transport
- * that closed may never call `written` again.
+ * One gRPC stream as the watch layer writes to it. `write` queues one or more WatchResponses, each
+ * already framed as gRPC frames them (a 5-byte prefix: flag 0, u32 big-endian length; see wire.ts), and
+ * calls `written` once, after the transport handed those bytes on (they are no longer held by the
+ * process); calls complete in write order. The hub counts the bytes in between against its bounds. A
+ * transport that closed may never call `written` again.
  */
 export interface StreamTransport {
-  write(message: Buffer, written: () => void): void;
+  write(frames: Buffer, written: () => void): void;
   /** Stops (false) or resumes (true) reading requests from the client: back-pressure on control traffic. */
   setReading(reading: boolean): void;
   /** Ends the stream with an etcd error (e.g. "etcdserver: no leader"). */

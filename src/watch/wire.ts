@@ -368,3 +368,23 @@ export function encodeControlResponse(ids: HeaderIds, response: ControlResponse)
   assert(o === size, "a control response has its planned size");
   return out;
 }
+
+/** gRPC's length-prefixed message framing: 1 byte compressed flag (0), then the length (u32 big-endian). */
+export const GRPC_FRAME_HEADER_BYTES = 5;
+
+/** Writes a gRPC frame header for a message of `length` bytes at `offset`; returns the offset after it. */
+export function writeFrameHeader(out: Uint8Array, offset: number, length: number): number {
+  out[offset] = 0;
+  out[offset + 1] = length >>> 24;
+  out[offset + 2] = (length >>> 16) & 0xff;
+  out[offset + 3] = (length >>> 8) & 0xff;
+  out[offset + 4] = length & 0xff;
+  return offset + GRPC_FRAME_HEADER_BYTES;
+}
+
+/** Frames one encoded message into a new Buffer. */
+export function framed(message: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(GRPC_FRAME_HEADER_BYTES + message.length);
+  out.set(message, writeFrameHeader(out, 0, message.length));
+  return out;
+}

@@ -111,9 +111,12 @@ export class WorkerLink {
       if (this.closed) break;
       const frames = this.consumer.poll(this.onFrame, OUTPUT_FRAMES_PER_TURN);
       this.consumer.release();
-      if (frames > 0) this.afterDrain();
-      // A full turn means more may wait: let I/O (client requests, applies) run first.
-      if (frames === OUTPUT_FRAMES_PER_TURN) await new Promise((resolve) => setImmediate(resolve));
+      if (frames === 0) continue;
+      this.afterDrain();
+      // Let I/O run before the next batch: the writes just queued are flushed to the sockets, and
+      // client requests (puts, creates) are read. Without this the loop could go on in microtasks for
+      // as long as the worker keeps producing, and the streams would not be written at all meanwhile.
+      await new Promise((resolve) => setImmediate(resolve));
     }
   }
 
