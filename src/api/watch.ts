@@ -59,6 +59,8 @@ export interface WatchServiceOptions {
    * full gRPC error text, e.g. "rpc error: code = PermissionDenied desc = etcdserver: permission denied").
    */
   authorize?: (metadata: grpc.Metadata, key: Uint8Array, rangeEnd: Uint8Array) => string | null;
+  /** Write each response on its own even when grpc-js takes pre-framed writes (tests the fallback). */
+  perMessageWrites?: boolean;
 }
 
 /** Responses already framed as gRPC frames them: grpc-js (patched below) writes these bytes as they are. */
@@ -108,10 +110,11 @@ const ZERO_KEY = new Uint8Array([0]);
 class CallTransport implements StreamTransport {
   constructor(
     private readonly call: grpc.ServerDuplexStream<etcdserverpb.WatchRequest, Buffer | PreFramed>,
+    private readonly preFramed: boolean,
   ) {}
 
   write(frames: Buffer, written: () => void): void {
-    if (preFramedWrites) {
+    if (this.preFramed) {
       this.call.write(new PreFramed(frames), written);
       return;
     }
@@ -185,16 +188,17 @@ function wantsLeader(metadata: grpc.Metadata): boolean {
 export function createWatchService(options: WatchServiceOptions): WatchServiceHandlers {
   const { hub, server } = options;
   const monitor = new LeaderMonitor(server, options.electionTimeoutMs ?? ELECTION_TIMEOUT_MS_DEFAULT);
+  const preFramed = preFramedWrites && options.perMessageWrites !== true;
   return {
     Watch(call) {
       const refused = options.admitStream?.(call.metadata) ?? null;
       const requireLeader = wantsLeader(call.metadata);
       const error = refused ?? (requireLeader && server.leader === 0n ? new EtcdError("NoLeader") : null);
       if (error !== null) {
-        new CallTransport(call).abort(error.grpcCode, error.message);
+        new CallTransport(call, preFramed).abort(error.grpcCode, error.message);
         return;
       }
-      const stream = hub.openStream(new CallTransport(call));
+      const stream = hub.openStream(new CallTransport(call, preFramed));
       if (requireLeader) monitor.add(stream);
       const close = (): void => {
         monitor.remove(stream);

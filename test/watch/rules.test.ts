@@ -29,6 +29,15 @@ const targets: Target[] = [
     start: () => startWatchServer({ fanout: "worker", progressNotifyIntervalMs: PROGRESS_INTERVAL_MS }),
   },
   {
+    name: "etcd-ts double, worker fan-out, one write per response (grpc-js unpatched)",
+    start: () =>
+      startWatchServer({
+        fanout: "worker",
+        progressNotifyIntervalMs: PROGRESS_INTERVAL_MS,
+        perMessageWrites: true,
+      }),
+  },
+  {
     name: "real etcd 3.4.23",
     start: () =>
       startRealEtcd({ flags: [`--experimental-watch-progress-notify-interval=${PROGRESS_INTERVAL_MS}ms`] }),

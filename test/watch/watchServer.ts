@@ -25,6 +25,7 @@ export interface RunningWatchServer {
 
 export type WatchServerOptions = Partial<Omit<WatchHubOptions, "store" | "header">> & {
   electionTimeoutMs?: number;
+  perMessageWrites?: boolean;
 };
 
 /** Routes every apply of `store` through `onApplied` (the lead's apply loop does the same). */
@@ -46,7 +47,12 @@ export async function startWatchServer(options: WatchServerOptions = {}): Promis
   api.grpcServer.removeService(WatchService);
   api.grpcServer.addService(
     watchServiceDefinition,
-    createWatchService({ hub, server, electionTimeoutMs: options.electionTimeoutMs }),
+    createWatchService({
+      hub,
+      server,
+      electionTimeoutMs: options.electionTimeoutMs,
+      perMessageWrites: options.perMessageWrites,
+    }),
   );
   const port = await listenClientPort({
     host: "127.0.0.1",
