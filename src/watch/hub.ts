@@ -120,6 +120,8 @@ export class WatchHub {
 
   /** Bytes queued on every stream together. */
   queuedBytes = 0;
+  /** The hub-wide queue bound refused something since it last had room. */
+  private globalBlocked = false;
   private readonly streams = new Set<WatchStream>();
   private watcherCount = 0;
   private readonly groupsByName = new Map<string, Group>();
@@ -527,7 +529,20 @@ export class WatchHub {
   }
 
   hasGlobalRoom(): boolean {
-    return this.queuedBytes < this.queuedBytesMax;
+    if (this.queuedBytes < this.queuedBytesMax) return true;
+    this.globalBlocked = true;
+    return false;
+  }
+
+  /**
+   * A stream's write completed. When the hub-wide bound had stopped someone, the catch-up runs again
+   * once it has room (the stream that drained may not be the one with unsynced watchers).
+   */
+  noteWritten(): void {
+    if (this.globalBlocked && this.queuedBytes < this.queuedBytesMax) {
+      this.globalBlocked = false;
+      this.scheduleSync();
+    }
   }
 
   hasWatcherRoom(): boolean {

@@ -179,6 +179,7 @@ export class WatchStream {
       this.transport.setReading(true);
     }
     if (this.unsyncedCount > 0 && this.hasRoomForCatchUp()) this.hub.scheduleSync();
+    this.hub.noteWritten();
   }
 
   // ---------------------------------------------------------------------------------------------------

@@ -179,6 +179,27 @@ for (const fanout of ["worker", "inline"] satisfies FanoutMode[]) {
       assert.equal(f.hub.stats().queuedBytes, 0);
     });
 
+    it("the hub-wide bound: a watcher it stopped catches up once another stream drains", async () => {
+      const f = await fixture(fanout, { queuedBytesMax: 4096 });
+      const hog = new FakeTransport(false);
+      const hogStream = f.hub.openStream(hog);
+      const transport = new FakeTransport(false);
+      const stream = f.hub.openStream(transport);
+      stream.create(create("a"));
+      for (let i = 0; i < 200; i++) hogStream.requestProgress();
+      const revisions = [f.put("a", "1"), f.put("a", "2"), f.put("a", "3")];
+      await settle();
+      assert.equal(f.hub.stats().slowWatchers, 1, "an event found the hub full: the watcher fell behind");
+      // Its own stream still holds its created response (below its bound): only the hub's bound stops it.
+      await settle();
+      assert.equal(f.hub.stats().slowWatchers, 1, "still behind while the hub is full");
+      hog.ackAll();
+      await until(() => f.hub.stats().slowWatchers === 0, "the catch-up after the hub drained");
+      transport.ackAll();
+      const got = transport.take().flatMap((r) => r.events.map((e) => e.kv?.modRevision));
+      assert.deepEqual(got, revisions);
+    });
+
     it("a closed stream gives back its queued bytes and its watchers", async () => {
       const f = await fixture(fanout);
       const transport = new FakeTransport(false);
