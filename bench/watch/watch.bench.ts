@@ -13,7 +13,8 @@
  * Per target and watcher count: the watchers are spread over up to 100 streams on up to 10 connections
  * (etcd's benchmark `watch-latency` shape), all watching prefix "w/"; then
  * - latency: one putter at a fixed rate (put start -> event arrival, one sample per put and watcher),
- * - throughput: 8 putters back to back; events/s = events received / seconds,
+ * - throughput: 8 putters back to back; events/s = events received / seconds, and the server's CPU per
+ *   1,000 events (all its threads, and its main thread alone: what the worker takes off it),
  * - RSS of the server process: before the watchers, with them idle (per-watcher bytes), and the peak.
  * The client (this process) shares the machine's cores with the server: compare targets within a run.
  */
@@ -38,9 +39,11 @@ const targetNames = (option("--targets") ?? "worker,inline,etcd").split(",");
 const watcherCounts = (option("--watchers") ?? "1,1000,10000").split(",").map(Number);
 const phaseSeconds = quick ? 2 : 8;
 /** Puts per second of the latency phase, by watcher count: kept well below each case's ceiling. */
-const latencyRate = (watchers: number) => (watchers <= 1 ? 500 : watchers <= 1000 ? 100 : 10);
+const latencyRate = (watchers: number) =>
+  watchers <= 1 ? 500 : watchers <= 100 ? 250 : watchers <= 1000 ? 100 : 10;
 const THROUGHPUT_PUTTERS = 8;
-const STREAMS_MAX = 100;
+/** Streams the watchers are spread over, at most (--streams overrides: 10,000 gives one per stream). */
+const STREAMS_MAX = Number(option("--streams") ?? 100);
 const CONNECTIONS_MAX = 10;
 const VALUE = Buffer.alloc(256, 118);
 /** Guard for setup and drain (the run fails rather than hangs). */
@@ -97,6 +100,17 @@ function rssBytes(pid: number): number {
   if (!existsSync(path)) return Number.NaN;
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(path, "utf8"));
   return match ? Number(match[1]) * 1024 : Number.NaN;
+}
+
+/** CPU ms of a process (all threads) and of its main thread (Linux /proc, 10 ms ticks), NaN elsewhere. */
+function cpuMs(pid: number): { total: number; main: number } {
+  const read = (path: string): number => {
+    if (!existsSync(path)) return Number.NaN;
+    const stat = readFileSync(path, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  };
+  return { total: read(`/proc/${pid}/stat`), main: read(`/proc/${pid}/task/${pid}/stat`) };
 }
 
 /**
@@ -157,6 +171,9 @@ interface CaseResult {
   latency: { p50: number; p99: number; p999: number; max: number; samples: number; missing: number };
   putsPerSecond: number;
   eventsPerSecond: number;
+  /** Server CPU per 1,000 events delivered in the throughput phase: all threads, and the main thread. */
+  cpuMsPerKiloEvent: number;
+  mainCpuMsPerKiloEvent: number;
   rssIdleBytes: number;
   rssWatchersBytes: number;
   rssPeakBytes: number;
@@ -253,6 +270,7 @@ async function runCase(target: string, watchers: number): Promise<CaseResult> {
 
     // Throughput: putters back to back; events counted at the watchers.
     const eventsBefore = events;
+    const cpuBefore = cpuMs(server.pid);
     let putsDone = 0;
     const throughputStart = performance.now();
     const stopAt = throughputStart + phaseSeconds * 1000;
@@ -269,6 +287,8 @@ async function runCase(target: string, watchers: number): Promise<CaseResult> {
     while (events < eventsTarget && Date.now() < tailDeadline)
       await new Promise((resolve) => setTimeout(resolve, 5));
     const seconds = (performance.now() - throughputStart) / 1000;
+    const cpuAfter = cpuMs(server.pid);
+    const kiloEvents = (events - eventsBefore) / 1000;
     clearInterval(sampler);
     const us = (p: number) => histogram.getValueAtPercentile(p) / 1000;
     return {
@@ -285,6 +305,8 @@ async function runCase(target: string, watchers: number): Promise<CaseResult> {
       },
       putsPerSecond: putsDone / seconds,
       eventsPerSecond: (events - eventsBefore) / seconds,
+      cpuMsPerKiloEvent: (cpuAfter.total - cpuBefore.total) / kiloEvents,
+      mainCpuMsPerKiloEvent: (cpuAfter.main - cpuBefore.main) / kiloEvents,
       rssIdleBytes: rssIdle,
       rssWatchersBytes: rssWatchers,
       rssPeakBytes: rssPeak,
@@ -306,7 +328,8 @@ process.stdout.write(
     .join(" ")}\n`,
 );
 process.stdout.write(
-  "target   watchers streams | latency ms p50    p99  p99.9    max (samples, missing) | puts/s   events/s | RSS MiB idle watchers peak  B/watcher\n",
+  "target   watchers streams | latency ms p50    p99  p99.9    max (samples, missing) | puts/s   events/s " +
+    "CPU ms/1k ev (main) | RSS MiB idle watchers peak  B/watcher\n",
 );
 for (const watchers of watcherCounts) {
   for (const target of targetNames) {
@@ -317,7 +340,8 @@ for (const watchers of watcherCounts) {
       `${target.padEnd(8)} ${String(watchers).padStart(8)} ${String(r.streams).padStart(7)} | ` +
         `${r.latency.p50.toFixed(2).padStart(14)} ${r.latency.p99.toFixed(2).padStart(6)} ${r.latency.p999.toFixed(2).padStart(6)} ` +
         `${r.latency.max.toFixed(1).padStart(6)} (${r.latency.samples}, ${r.latency.missing}) | ` +
-        `${num(r.putsPerSecond).padStart(6)} ${num(r.eventsPerSecond).padStart(10)} | ` +
+        `${num(r.putsPerSecond).padStart(6)} ${num(r.eventsPerSecond).padStart(10)} ` +
+        `${r.cpuMsPerKiloEvent.toFixed(1).padStart(12)} (${r.mainCpuMsPerKiloEvent.toFixed(1)}) | ` +
         `${mib(r.rssIdleBytes).padStart(12)} ${mib(r.rssWatchersBytes).padStart(8)} ${mib(r.rssPeakBytes).padStart(5)} ${perWatcher.padStart(10)}\n`,
     );
   }
