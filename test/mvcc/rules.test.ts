@@ -699,4 +699,43 @@ describe("events", () => {
       ["PUT:a@2", "DELETE:a@3", "PUT:b@4"],
     );
   });
+
+  it("history reads stop at an event count or a byte budget and say so (watch catch-up)", () => {
+    const f = new Fixture();
+    f.put("a", "x".repeat(100));
+    f.put("b", "y".repeat(100));
+    f.put("c", "z");
+    const all = f.store.eventsBetween(2, 4);
+    assert.equal(f.store.lastEventsTruncated, false);
+    assert.equal(all.length, 3);
+    assert.equal(f.store.eventsBetween(2, 4, 2).length, 2);
+    assert.equal(f.store.lastEventsTruncated, true, "stopped at the limit");
+    // The budget is reached by the first record: the read stops after it (always at least one event).
+    assert.deepEqual(
+      f.store.eventsBetween(2, 4, 0, 50).map((e) => s(e.kv.key)),
+      ["a"],
+    );
+    assert.equal(f.store.lastEventsTruncated, true, "stopped at the byte budget");
+    assert.equal(f.store.eventsBetween(2, 4, 0, 1 << 20).length, 3);
+    assert.equal(f.store.lastEventsTruncated, false);
+  });
+
+  it("keyValueAt: the key as of a revision, undefined when absent, compacted or in the future", () => {
+    const f = new Fixture();
+    f.put("k", "1"); // 2
+    f.put("k", "2"); // 3
+    f.del("k"); // 4
+    f.put("k", "3"); // 5
+    const at = (rev: number) => {
+      const kv = f.store.keyValueAt(Buffer.from("k"), rev);
+      return kv === undefined ? undefined : `${s(kv.value)}@${kv.modRevision}`;
+    };
+    assert.deepEqual(
+      [at(1), at(2), at(3), at(4), at(5), at(6)],
+      [undefined, "1@2", "2@3", undefined, "3@5", undefined],
+    );
+    f.compact(3);
+    assert.deepEqual([at(2), at(3), at(5)], [undefined, "2@3", "3@5"]);
+    assert.equal(f.store.keyValueAt(Buffer.from("absent"), 5), undefined);
+  });
 });
