@@ -47,6 +47,8 @@ export interface ApiOptions {
   keepaliveTimeoutMs?: number;
   /** Seams for /metrics and the JSON gateway, and the /health read timeout. */
   http?: HttpApiOptions;
+  /** The Watch service's handlers (src/api/watch.ts createWatchService); absent: Watch is not served. */
+  watch?: grpc.UntypedServiceImplementation;
 }
 
 export interface Api {
@@ -90,7 +92,7 @@ export function createApi(server: EtcdServerApi, options: ApiOptions = {}): Api 
   add(MaintenanceService, maintenanceHandlers(server) as unknown as grpc.UntypedServiceImplementation);
   add(ClusterService, clusterHandlers(server) as unknown as grpc.UntypedServiceImplementation);
   // Registered so that their calls get grpc-go's text; grpc-js's own answer for an unknown path differs.
-  add(WatchService, unimplemented(WatchService, "etcdserverpb.Watch", false));
+  add(WatchService, options.watch ?? unimplemented(WatchService, "etcdserverpb.Watch", false));
   if (hasLeases(server)) {
     add(LeaseService, leaseHandlers(server) as unknown as grpc.UntypedServiceImplementation);
   } else {

@@ -15,6 +15,7 @@ import { availableParallelism, cpus } from "node:os";
 import { join } from "node:path";
 import { type ClientPort, listenClientPort } from "../api/clientPort.js";
 import { type Api, createApi } from "../api/index.js";
+import { createWatchService } from "../api/watch.js";
 import { formatGoDuration } from "../config/goparse.js";
 import { resolveMemberConfig } from "../config/member.js";
 import type { ConfigNote, MemberConfig, MemberOptions } from "../config/types.js";
@@ -23,6 +24,7 @@ import { ETCD_SERVER_VERSION, ETCD_TS_VERSION, GIT_SHA_NOT_PROVIDED } from "../c
 import { formatDurationMs, humanizeBytes } from "../log/format.js";
 import { createLogger, type LogFields, type Logger } from "../log/logger.js";
 import { Wal } from "../wal/wal.js";
+import { WatchHub } from "../watch/hub.js";
 import { type Bootstrapped, bootstrap, MemberError, memberPaths } from "./bootstrap.js";
 import { EtcdServer } from "./etcdServer.js";
 import { formatId } from "./ids.js";
@@ -137,6 +139,7 @@ export async function startMemberWithConfig(
     ...(runtime.rngSeed === undefined ? {} : { rngSeed: runtime.rngSeed }),
   });
   let server: EtcdServer | null = null;
+  let watchHub: WatchHub | null = null;
   const ports: ClientPort[] = [];
   try {
     logQuota(serverLogger, config.quotaBackendBytes);
@@ -172,7 +175,21 @@ export async function startMemberWithConfig(
       onFatal: fatal,
       snapshots: { snapshotter: booted.snapshotter, snapshotCount: config.snapshotCount },
     });
+    // Watch: applied events go to the hub, which matches and encodes them (on its fan-out worker once
+    // watchers are many) and writes them to the Watch streams.
+    const headerSource = server;
+    const hub = new WatchHub({
+      store: booted.store,
+      header: () => headerSource.header(),
+      maxRequestBytes: config.maxRequestBytes,
+      progressNotifyIntervalMs: config.experimentalWatchProgressNotifyIntervalMs,
+      onFatal: fatal,
+    });
+    watchHub = hub;
+    await hub.start();
+    server.setEventSink((revision, events) => hub.onApplied(revision, events));
     const api = createApi(server, {
+      watch: createWatchService({ hub, server, electionTimeoutMs: config.electionTimeoutMs }),
       maxRequestBytes: config.maxRequestBytes,
       keepaliveIntervalMs: config.grpcKeepaliveIntervalMs,
       keepaliveTimeoutMs: config.grpcKeepaliveTimeoutMs,
@@ -208,7 +225,7 @@ export async function startMemberWithConfig(
       "listen-metrics-urls": config.listenMetricsUrls.map(urlText),
     });
 
-    const member = new RunningMember(config, booted, server, api, ports, clientUrls, advertised, logger);
+    const member = new RunningMember(config, booted, server, api, hub, ports, clientUrls, advertised, logger);
     // A fatal error before this member is ready fails the start instead of leaving it waiting forever.
     await Promise.race([server.readyNotify(), startupFailed]);
     for (const port of ports) {
@@ -222,6 +239,7 @@ export async function startMemberWithConfig(
   } catch (error) {
     await Promise.allSettled(ports.map((port) => port.close(0)));
     await server?.stop().catch(() => {});
+    await watchHub?.close().catch(() => {});
     await booted.close().catch(() => {});
     throw error;
   }
@@ -239,6 +257,7 @@ class RunningMember implements Member {
     private readonly booted: Bootstrapped,
     readonly server: EtcdServer,
     private readonly api: Api,
+    private readonly watchHub: WatchHub,
     private readonly ports: readonly ClientPort[],
     readonly clientUrls: readonly string[],
     readonly advertiseClientUrls: readonly string[],
@@ -277,6 +296,7 @@ class RunningMember implements Member {
     await Promise.all(this.ports.map((port) => port.close(graceMs)));
     this.api.grpcServer.forceShutdown();
     await this.server.stop();
+    await this.watchHub.close();
     await this.booted.close();
     this.logger.info("closed etcd server", fields);
   }
