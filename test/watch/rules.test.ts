@@ -321,6 +321,25 @@ for (const target of targets) {
       const of = (id: string) => shapes.filter((x) => x.startsWith(id));
       assert.deepEqual(of("0:"), ["0:created", "0:2+", "0:2"]);
       assert.deepEqual(of("1:"), ["1:created", "1:4"]);
+
+      // Live: one revision deleting the four keys, whose prev_kv make a 4 MB response.
+      const live = session();
+      live.create({ key: b("r12/"), rangeEnd: b("r120"), prevKv: true, fragment: true });
+      await live.next();
+      const deleted = await del("r12/", "r120");
+      const first = await live.next();
+      const second = await live.next();
+      assert.deepEqual(
+        [first, second].map((r) => [r.header?.revision, r.events.length, r.fragment]),
+        [
+          [deleted, 2, true],
+          [deleted, 2, false],
+        ],
+      );
+      assert.deepEqual(
+        [...first.events, ...second.events].map((e) => [text(e.kv?.key), e.prevKv?.value.length]),
+        [0, 1, 2, 3].map((i) => [`r12/${i}`, 1_000_000]),
+      );
     });
   });
 }
