@@ -259,10 +259,3 @@ function copyKv(into: KvFields, kv: KeyValue): void {
 
 /** An event's prev_kv: its own (live events), or a read at mod_revision - 1 (history). */
 export type PrevLookup = (event: MvccEvent) => KeyValue | undefined;
-
-/** Reads a float64 revision field written by these layouts (asserting the 2^53 rule). */
-export function readRevision(view: DataView, offset: number): number {
-  const revision = view.getFloat64(offset, true);
-  assert(Number.isSafeInteger(revision) && revision >= 0, "a revision in a frame is a safe integer");
-  return revision;
-}

@@ -5,7 +5,6 @@ import { FanoutCore, type ResponseSink, withWatchIdBytes } from "./fanout.js";
 import { EventBatch, GroupFlag, OutTag, type PrevLookup, RESPONSES_HEADER_BYTES } from "./frames.js";
 import { Watcher, WatchStream } from "./stream.js";
 import type { FanoutMode, StreamTransport, WatchCreate, WatchHubOptions, WatchStore } from "./types.js";
-import type { KvFields } from "./wire.js";
 import {
   GRPC_FRAME_HEADER_BYTES,
   HeaderIds,
