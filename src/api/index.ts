@@ -21,6 +21,7 @@ import { leaseHandlers } from "./lease.js";
 import { withTolerantDecoding } from "./malformed.js";
 import { useGrpcGoOversizeText } from "./oversize.js";
 import { type GrpcStatus, unimplementedStatus } from "./status.js";
+import { watchServiceDefinition } from "./watch.js";
 
 /**
  * The client-facing API of one member: the gRPC server with etcd's services and options, and the HTTP/1.1
@@ -92,7 +93,12 @@ export function createApi(server: EtcdServerApi, options: ApiOptions = {}): Api 
   add(MaintenanceService, maintenanceHandlers(server) as unknown as grpc.UntypedServiceImplementation);
   add(ClusterService, clusterHandlers(server) as unknown as grpc.UntypedServiceImplementation);
   // Registered so that their calls get grpc-go's text; grpc-js's own answer for an unknown path differs.
-  add(WatchService, options.watch ?? unimplemented(WatchService, "etcdserverpb.Watch", false));
+  if (options.watch !== undefined) {
+    // Its responses are pre-encoded bytes: the definition's serializer passes them through.
+    grpcServer.addService(watchServiceDefinition, options.watch);
+  } else {
+    add(WatchService, unimplemented(WatchService, "etcdserverpb.Watch", false));
+  }
   if (hasLeases(server)) {
     add(LeaseService, leaseHandlers(server) as unknown as grpc.UntypedServiceImplementation);
   } else {
