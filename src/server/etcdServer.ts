@@ -1,5 +1,6 @@
 import { assert } from "../assert.js";
 import type { Backend } from "../backend/backend.js";
+import type { AutoCompaction } from "../config/types.js";
 import { EtcdError, isEtcdError } from "../errors.js";
 import {
   type Clock,
@@ -32,6 +33,7 @@ import {
 } from "../raft/index.js";
 import type { Wal } from "../wal/wal.js";
 import type { EtcdServerApi } from "./api.js";
+import { Compactor } from "./compactor.js";
 import * as convert from "./convert.js";
 import { formatId } from "./ids.js";
 import { decodeMemberContext, type Member, Membership } from "./membership.js";
@@ -84,6 +86,8 @@ export interface EtcdServerOptions {
   onFatal: (error: unknown) => void;
   /** Lease expiry clock (tests pass a manual one). Default: the monotonic clock. */
   leaseClock?: Clock;
+  /** etcd's --auto-compaction-mode/--auto-compaction-retention; absent or retention 0: off. */
+  autoCompaction?: AutoCompaction;
   /** Raft snapshots every snapshotCount applied entries (src/server/snapshot.ts); absent: none. */
   snapshots?: SnapshotConfig;
 }
@@ -130,6 +134,7 @@ export class EtcdServer implements EtcdServerApi {
   private sweeper: NodeJS.Timeout | null = null;
   private leaseTimer: NodeJS.Timeout | null = null;
   private revokesInFlight = 0;
+  private readonly compactor: Compactor | null;
   /** Where applied events go (the watch hub); none until the member attaches one. */
   private eventSink: ((revision: number, events: readonly MvccEvent[]) => void) | null = null;
   private readonly electionTimeoutMs: number;
@@ -154,6 +159,18 @@ export class EtcdServer implements EtcdServerApi {
     this.limits = { maxTxnOps: options.maxTxnOps, maxRequestBytes: options.maxRequestBytes };
     this.quotaBackendBytes = options.quotaBackendBytes;
     this.membership = new Membership(options.backend);
+    this.compactor =
+      options.autoCompaction === undefined
+        ? null
+        : new Compactor(
+            options.autoCompaction,
+            {
+              isLeader: () => this.leaderId === this.memberId,
+              currentRevision: () => this.store.revision,
+              compact: (revision) => this.compact({ revision, physical: false }),
+            },
+            options.logger,
+          );
     this.electionTimeoutMs = options.electionTimeoutMs;
     // etcd's request timeout: 5 s plus two election timeouts.
     this.requestTimeoutMs = 5000 + 2 * options.electionTimeoutMs;
@@ -236,6 +253,7 @@ export class EtcdServer implements EtcdServerApi {
     this.sweeper.unref();
     this.leaseTimer = setInterval(() => this.revokeExpiredLeases(), EXPIRY_ROUND_INTERVAL_MS);
     this.leaseTimer.unref();
+    this.compactor?.start();
   }
 
   /**
@@ -261,6 +279,7 @@ export class EtcdServer implements EtcdServerApi {
     this.stopped = true;
     if (this.sweeper !== null) clearInterval(this.sweeper);
     if (this.leaseTimer !== null) clearInterval(this.leaseTimer);
+    this.compactor?.stop();
     await this.loop.stop();
     // A snapshot in flight writes to the WAL, which the caller closes next.
     await this.raftSnapshots?.idle();

@@ -174,6 +174,7 @@ export async function startMemberWithConfig(
       quotaBackendBytes: Number.isFinite(config.quotaBackendBytes) ? config.quotaBackendBytes : 0,
       onFatal: fatal,
       snapshots: { snapshotter: booted.snapshotter, snapshotCount: config.snapshotCount },
+      autoCompaction: config.autoCompaction,
     });
     // Watch: applied events go to the hub, which matches and encodes them (on its fan-out worker once
     // watchers are many) and writes them to the Watch streams.
