@@ -46,7 +46,8 @@ export function stateKey(state: KeyState): string {
 export function describeState(state: KeyState): string {
   if (state.value === null) return "absent";
   const revision = state.revisionKnown ? `${state.modRevision}` : `>${state.modRevision}`;
-  return `${state.hidden ? "an unread value" : JSON.stringify(state.value)}@${revision}`;
+  // A hidden state still carries the value of the write that made it (equal states merge in the memo only).
+  return `${JSON.stringify(state.value)}@${revision}`;
 }
 
 /**
