@@ -15,8 +15,25 @@ const options: WalOptions = { segmentSizeBytes: 64 * 1024, logger: silentLogger 
 const wal = (await Wal.exists(dir))
   ? (await Wal.open(dir, {}, options)).wal
   : await Wal.create(dir, METADATA, options);
-// Synchronous writes to a pipe: once written, the parent sees the line even if we die next.
-writeSync(1, `ready ${wal.lastIndex}\n`);
+/**
+ * Synchronous writes to a pipe: once written, the parent sees the line even if we die next. The pipe is
+ * non-blocking, so a full pipe (the parent busy) answers EAGAIN: wait a millisecond and write the rest.
+ */
+function writeLine(fd: number, text: string): void {
+  const bytes = Buffer.from(text);
+  let offset = 0;
+  while (offset < bytes.length) {
+    try {
+      offset += writeSync(fd, bytes, offset);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error;
+      Atomics.wait(PAUSE, 0, 0, 1);
+    }
+  }
+}
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
+writeLine(1, `ready ${wal.lastIndex}\n`);
 
 let next = wal.lastIndex + 1;
 function appendOne(): void {
@@ -26,11 +43,11 @@ function appendOne(): void {
   const last = next - 1;
   wal.append({ term, vote: 1n, commit: last - 1 }, entries).then(
     () => {
-      writeSync(1, `durable ${last}\n`);
+      writeLine(1, `durable ${last}\n`);
       appendOne();
     },
     (err: unknown) => {
-      writeSync(2, `append failed: ${String(err)}\n`);
+      writeLine(2, `append failed: ${String(err)}\n`);
       process.exit(3);
     },
   );
