@@ -1,6 +1,7 @@
 import { assert } from "../assert.js";
 import type { Backend } from "../backend/backend.js";
 import type { AutoCompaction } from "../config/types.js";
+import { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION } from "../config/version.js";
 import { EtcdError, isEtcdError } from "../errors.js";
 import {
   type Clock,
@@ -36,7 +37,7 @@ import type { EtcdServerApi } from "./api.js";
 import { Compactor } from "./compactor.js";
 import * as convert from "./convert.js";
 import { formatId } from "./ids.js";
-import { decodeMemberContext, type Member, Membership } from "./membership.js";
+import { decodeMemberContext, Membership } from "./membership.js";
 import { RaftLoop, type RaftTransport } from "./raftLoop.js";
 import { ReadIndexRounds } from "./readIndex.js";
 import { RaftSnapshots, type SnapshotConfig } from "./snapshot.js";
@@ -50,10 +51,6 @@ import { Waiters } from "./waiters.js";
  * Write path: request -> InternalRaftRequest (unique id) -> raft propose -> WAL fsync (group commit in
  * RaftLoop) -> committed -> apply -> the waiter for that id resolves -> the gRPC call returns.
  */
-
-/** The etcd version whose API etcd-ts implements: clients gate features on it. */
-export const ETCD_SERVER_VERSION = "3.4.23";
-export const ETCD_CLUSTER_VERSION = "3.4.0";
 
 /** etcd refuses new proposals when applying lags committing by more than this many entries. */
 const MAX_GAP_BETWEEN_APPLY_AND_COMMIT_INDEX = 5000;
@@ -943,11 +940,6 @@ export class EtcdServer implements EtcdServerApi {
     this.waiters.failAll(new EtcdError("Stopped"));
     this.reads.failAll(new EtcdError("Stopped"));
     this.onFatal(error);
-  }
-
-  /** For tests and the member's snapshot logic. */
-  memberInfo(): Member | undefined {
-    return this.membership.get(this.memberId);
   }
 }
 
