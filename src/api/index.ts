@@ -50,6 +50,10 @@ export interface ApiOptions {
   http?: HttpApiOptions;
   /** The Watch service's handlers (src/api/watch.ts createWatchService); absent: Watch is not served. */
   watch?: grpc.UntypedServiceImplementation;
+  /** The v3lock service's handlers (src/api/coordination.ts); absent: not served. */
+  lock?: grpc.UntypedServiceImplementation;
+  /** The v3election service's handlers (src/api/coordination.ts); absent: not served. */
+  election?: grpc.UntypedServiceImplementation;
 }
 
 export interface Api {
@@ -105,8 +109,8 @@ export function createApi(server: EtcdServerApi, options: ApiOptions = {}): Api 
     add(LeaseService, unimplemented(LeaseService, "etcdserverpb.Lease", false));
   }
   add(AuthService, unimplemented(AuthService, "etcdserverpb.Auth", false));
-  add(LockService, unimplemented(LockService, "v3lockpb.Lock", false));
-  add(ElectionService, unimplemented(ElectionService, "v3electionpb.Election", false));
+  add(LockService, options.lock ?? unimplemented(LockService, "v3lockpb.Lock", false));
+  add(ElectionService, options.election ?? unimplemented(ElectionService, "v3electionpb.Election", false));
 
   const health = new HealthStatus();
   grpcServer.addService(HealthService, health.handlers());

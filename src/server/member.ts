@@ -14,6 +14,7 @@
 import { availableParallelism, cpus } from "node:os";
 import { join } from "node:path";
 import { type ClientPort, listenClientPort } from "../api/clientPort.js";
+import { createCoordinationServices } from "../api/coordination.js";
 import { type Api, createApi } from "../api/index.js";
 import { createWatchService } from "../api/watch.js";
 import { formatGoDuration } from "../config/goparse.js";
@@ -191,6 +192,7 @@ export async function startMemberWithConfig(
     server.setEventSink((revision, events) => hub.onApplied(revision, events));
     const api = createApi(server, {
       watch: createWatchService({ hub, server, electionTimeoutMs: config.electionTimeoutMs }),
+      ...createCoordinationServices({ server, hub }),
       maxRequestBytes: config.maxRequestBytes,
       keepaliveIntervalMs: config.grpcKeepaliveIntervalMs,
       keepaliveTimeoutMs: config.grpcKeepaliveTimeoutMs,
