@@ -11,7 +11,7 @@ import {
   MaintenanceService,
   WatchService,
 } from "../proto/index.js";
-import { type EtcdServerApi, hasLeases } from "../server/api.js";
+import { type EtcdServerApi, hasCluster, hasLeases } from "../server/api.js";
 import { serveUnary } from "./call.js";
 import type { HttpHandler } from "./clientPort.js";
 import { HealthService, HealthStatus } from "./health.js";
@@ -141,6 +141,13 @@ function maintenanceHandlers(server: EtcdServerApi): MaintenanceHandlers {
     Defragment(call, callback) {
       serveUnary(server, call, callback, false, () => server.defragment());
     },
+    ...(hasCluster(server)
+      ? {
+          MoveLeader(call, callback) {
+            serveUnary(server, call, callback, false, (request) => server.moveLeader(request));
+          },
+        }
+      : {}),
   };
 }
 
@@ -151,6 +158,22 @@ function clusterHandlers(server: EtcdServerApi): ClusterHandlers {
     MemberList(call, callback) {
       serveUnary(server, call, callback, true, (request) => server.memberList(request));
     },
+    ...(hasCluster(server)
+      ? {
+          MemberAdd(call, callback) {
+            serveUnary(server, call, callback, true, (request) => server.memberAdd(request));
+          },
+          MemberRemove(call, callback) {
+            serveUnary(server, call, callback, true, (request) => server.memberRemove(request));
+          },
+          MemberUpdate(call, callback) {
+            serveUnary(server, call, callback, true, (request) => server.memberUpdate(request));
+          },
+          MemberPromote(call, callback) {
+            serveUnary(server, call, callback, true, (request) => server.memberPromote(request));
+          },
+        }
+      : {}),
   };
 }
 

@@ -124,7 +124,19 @@ async function main(): Promise<void> {
   });
 
   try {
-    member = await startMemberWithConfig(config, { logger, notes });
+    member = await startMemberWithConfig(config, {
+      logger,
+      notes,
+      // A member removed from its cluster stops; etcd exits with status 0 then.
+      onRemoved: () => {
+        if (shuttingDown || member === null) return;
+        shuttingDown = true;
+        member.close().then(
+          () => process.exit(0),
+          () => dieBySignal("SIGKILL"),
+        );
+      },
+    });
   } catch (error) {
     // etcd's wording for a start that fails (etcdmain/etcd.go): a warning, then the fatal line.
     logger.warn("failed to start etcd", { error: errorText(error) });

@@ -253,6 +253,19 @@ export class Lessor implements LeaseLookup {
     return lessor;
   }
 
+  /**
+   * After a raft snapshot replaced the backend's contents (a follower only): forgets every lease and reads
+   * the lease table again. The store re-attaches keys afterwards (`store.setLeases(lessor)`).
+   */
+  reload(): void {
+    this.checkOpen();
+    assert(!this.primary, "only a follower installs a snapshot");
+    this.leasesById.clear();
+    this.expiryHeap.clear();
+    this.checkpointHeap.clear();
+    this.restore();
+  }
+
   private restore(): void {
     this.backend.range("lease", new Uint8Array(0), null, (key, value) => {
       const row = decodeLeaseRow(value);

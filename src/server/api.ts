@@ -72,3 +72,19 @@ export interface LeaseServerApi {
 export function hasLeases(server: EtcdServerApi): server is EtcdServerApi & LeaseServerApi {
   return typeof (server as Partial<LeaseServerApi>).leaseGrant === "function";
 }
+
+/** Membership changes (spec §10) and MoveLeader (§11.6); served when the server has them. */
+export interface ClusterServerApi {
+  memberAdd(request: etcdserverpb.MemberAddRequest): Promise<etcdserverpb.MemberAddResponseInit>;
+  memberRemove(request: etcdserverpb.MemberRemoveRequest): Promise<etcdserverpb.MemberRemoveResponseInit>;
+  memberUpdate(request: etcdserverpb.MemberUpdateRequest): Promise<etcdserverpb.MemberUpdateResponseInit>;
+  memberPromote(request: etcdserverpb.MemberPromoteRequest): Promise<etcdserverpb.MemberPromoteResponseInit>;
+  /** Response without header, as etcd's. */
+  moveLeader(request: etcdserverpb.MoveLeaderRequest): Promise<etcdserverpb.MoveLeaderResponseInit>;
+  /** A learner answers only Status and serializable Range (spec §1.2). */
+  readonly isLearner: boolean;
+}
+
+export function hasCluster(server: EtcdServerApi): server is EtcdServerApi & ClusterServerApi {
+  return typeof (server as Partial<ClusterServerApi>).memberAdd === "function";
+}

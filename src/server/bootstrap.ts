@@ -55,12 +55,10 @@ const RNG_SEED_MAX = 2 ** 48 - 1;
 export type MemberErrorCode =
   /** The initial-cluster flags do not describe this member (etcd's VerifyBootstrap errors). */
   | "MEMBER_BOOTSTRAP_INVALID"
-  /** --initial-cluster-state=existing on an empty data dir: joining needs the cluster issue. */
-  | "MEMBER_JOIN_UNBUILT"
+  /** --initial-cluster-state=existing: the running cluster could not be reached or does not list us. */
+  | "MEMBER_JOIN_FAILED"
   /** The data dir cannot be created or written. */
   | "MEMBER_DATA_DIR"
-  /** More than one member: there is no peer transport yet, so such a cluster could never elect a leader. */
-  | "MEMBER_CLUSTER_UNBUILT"
   /** The WAL exists but the backend it was applied to is gone or older than the snapshot. */
   | "MEMBER_BACKEND_MISSING"
   /** A listen URL etcd-ts cannot serve yet (https, unix sockets). */
@@ -118,8 +116,13 @@ export interface Bootstrapped {
   readonly clusterId: bigint;
   /** True when the data dir held a WAL already (etcd's "member-initialized"). */
   readonly restarted: boolean;
-  /** Members of a new cluster (empty on restart: they come from the backend and the replayed log). */
+  /** Members of a new cluster (0 on restart or join: they come from the backend and the replayed log). */
   readonly initialMemberCount: number;
+  /**
+   * The other members to dial at start: a new cluster's initial members, or the running cluster's
+   * members when joining; empty on restart (the member list in the backend has them).
+   */
+  readonly initialPeers: ReadonlyArray<{ readonly id: bigint; readonly peerUrls: readonly string[] }>;
   readonly node: RawNode;
   readonly storage: MemoryStorage;
   readonly wal: Wal;
@@ -143,20 +146,11 @@ export async function bootstrap(options: BootstrapOptions): Promise<Bootstrapped
     throw new MemberError("MEMBER_DATA_DIR", `cannot access data directory: ${errorText(error)}`);
   }
   const haveWal = await Wal.exists(paths.walDir);
-  if (!haveWal && config.initialClusterState === "existing") {
-    // Checked before anything is created, so a refused start leaves the data dir as it was.
-    throw new MemberError(
-      "MEMBER_JOIN_UNBUILT",
-      "etcd-ts cannot join an existing cluster yet (--initial-cluster-state=existing on a data dir without a WAL); start a new cluster with --initial-cluster-state=new",
-    );
-  }
-  const newCluster = haveWal ? null : await verifyBootstrap(config);
-  if (newCluster !== null && newCluster.peers.length > 1) {
-    throw new MemberError(
-      "MEMBER_CLUSTER_UNBUILT",
-      `etcd-ts runs single-member clusters only for now (no peer transport yet); --initial-cluster lists ${newCluster.peers.length} members`,
-    );
-  }
+  // A member joining a running cluster (after `member add`) learns its id and the cluster's from the
+  // members already there; a new cluster derives them from the flags; a restart reads them from the WAL.
+  const joined =
+    !haveWal && config.initialClusterState === "existing" ? await joinExisting(config, logger) : null;
+  const newCluster = haveWal || joined !== null ? null : await verifyBootstrap(config);
 
   const backendExisted = lmdbBackendExists(paths.backendPath);
   const openedAtMs = performance.now();
@@ -197,7 +191,17 @@ export async function bootstrap(options: BootstrapOptions): Promise<Bootstrapped
     let clusterId: bigint;
     let node: RawNode;
     let snapshot: Snapshot | null = null;
-    if (newCluster !== null) {
+    if (joined !== null) {
+      memberId = joined.memberId;
+      clusterId = joined.clusterId;
+      wal = await Wal.create(paths.walDir, { memberId, clusterId }, walOptions);
+      logger.info("starting local member", {
+        "local-member-id": formatId(memberId),
+        "cluster-id": formatId(clusterId),
+      });
+      // No bootstrap entries: the leader's log (or a snapshot) brings the configuration.
+      node = new RawNode({ ...raftSettings, id: memberId, storage });
+    } else if (newCluster !== null) {
       memberId = newCluster.memberId;
       clusterId = newCluster.clusterId;
       wal = await Wal.create(paths.walDir, { memberId, clusterId }, walOptions);
@@ -253,6 +257,7 @@ export async function bootstrap(options: BootstrapOptions): Promise<Bootstrapped
       clusterId,
       restarted: haveWal,
       initialMemberCount: newCluster === null ? 0 : newCluster.peers.length,
+      initialPeers: (joined?.members ?? newCluster?.members ?? []).filter((m) => m.id !== memberId),
       node,
       storage,
       wal: openWal,
@@ -303,6 +308,7 @@ interface NewCluster {
   clusterId: bigint;
   /** One per initial member, ordered by id (etcd's cl.MemberIDs()). */
   peers: Peer[];
+  members: Array<{ id: bigint; peerUrls: string[] }>;
 }
 
 /**
@@ -351,6 +357,7 @@ async function verifyBootstrap(config: MemberConfig): Promise<NewCluster> {
   return {
     memberId,
     clusterId: clusterIdFor(members.map((m) => m.id)),
+    members: members.map((m) => ({ id: m.id, peerUrls: m.peerUrls })),
     peers: members.map((m) => ({
       id: m.id,
       context: encodeMemberContext({
@@ -362,6 +369,83 @@ async function verifyBootstrap(config: MemberConfig): Promise<NewCluster> {
       }),
     })),
   };
+}
+
+/** How long one peer may take to answer GET /members when joining (etcd's 1 s per URL, a little more). */
+const REMOTE_MEMBERS_TIMEOUT_MS = 2000;
+
+interface JoinedCluster {
+  memberId: bigint;
+  clusterId: bigint;
+  members: Array<{ id: bigint; peerUrls: string[] }>;
+}
+
+/**
+ * etcd's join (GetClusterFromRemotePeers + ValidateClusterAndAssignIDs): ask the members listed in
+ * --initial-cluster for the running cluster's member list, check that --initial-cluster describes it (the
+ * same number of members, each one's peer URLs matching one there), and take this member's id from the
+ * entry with its peer URLs (`member add` created it) and the cluster id from the answer's header.
+ */
+async function joinExisting(config: MemberConfig, logger: Logger): Promise<JoinedCluster> {
+  const own = new Set(config.initialAdvertisePeerUrls.map(urlText));
+  const urls: string[] = [];
+  for (const list of config.initialClusterMembers.values()) {
+    for (const url of list) if (!own.has(urlText(url))) urls.push(urlText(url));
+  }
+  let remote: { clusterId: bigint; members: Array<{ id: bigint; peerUrls: string[] }> } | null = null;
+  for (const url of urls) {
+    try {
+      const response = await fetch(`${url}/members`, {
+        signal: AbortSignal.timeout(REMOTE_MEMBERS_TIMEOUT_MS),
+      });
+      const header = response.headers.get("X-Etcd-Cluster-ID");
+      if (!response.ok || header === null || !/^[0-9a-f]{1,16}$/i.test(header)) {
+        throw new Error(`unexpected answer ${response.status}`);
+      }
+      // Member ids are uint64 JSON numbers: quote them before parsing so none loses precision.
+      const text = (await response.text()).replace(/"id":(\d+)/g, '"id":"$1"');
+      const list = JSON.parse(text) as Array<{ id: string; peerURLs?: string[] }>;
+      remote = {
+        clusterId: BigInt(`0x${header}`),
+        members: list.map((m) => ({ id: BigInt(m.id), peerUrls: [...(m.peerURLs ?? [])].sort() })),
+      };
+      break;
+    } catch (error) {
+      logger.warn("failed to get cluster response", { address: `${url}/members`, error: errorText(error) });
+    }
+  }
+  if (remote === null) {
+    throw new MemberError(
+      "MEMBER_JOIN_FAILED",
+      "cannot fetch cluster info from peer urls: could not retrieve cluster information from the given URLs",
+    );
+  }
+  const local = [...config.initialClusterMembers].map(([name, list]) => ({
+    name,
+    peerUrls: list.map(urlText).sort(),
+  }));
+  const prefix = `error validating peerURLs ${JSON.stringify(remote.members.map((m) => ({ id: formatId(m.id), peerURLs: m.peerUrls })))}`;
+  if (local.length !== remote.members.length) {
+    throw new MemberError("MEMBER_JOIN_FAILED", `${prefix}: member count is unequal`);
+  }
+  let memberId: bigint | null = null;
+  for (const member of local) {
+    const match = remote.members.find((m) => m.peerUrls.join(",") === member.peerUrls.join(","));
+    if (match === undefined) {
+      throw new MemberError(
+        "MEMBER_JOIN_FAILED",
+        `${prefix}: unmatched member while checking PeerURLs (${JSON.stringify(member.peerUrls)})`,
+      );
+    }
+    if (member.name === config.name) memberId = match.id;
+  }
+  if (memberId === null) {
+    throw new MemberError(
+      "MEMBER_BOOTSTRAP_INVALID",
+      `couldn't find local name ${goQuote(config.name)} in the initial cluster configuration`,
+    );
+  }
+  return { memberId, clusterId: remote.clusterId, members: remote.members };
 }
 
 /** types.URLsMap.String()'s pairs: `name=url`, sorted. */

@@ -26,18 +26,24 @@ import {
   EntryType,
   isRaftError,
   type MemoryStorage,
+  type Message,
+  MessageType,
   RaftErrorCode,
   type RawNode,
   type ReadState,
+  type Snapshot,
+  SnapshotStatus,
   type SoftState,
   StateRole,
 } from "../raft/index.js";
+import type { ReceivedSnapshot } from "../transport/index.js";
 import type { Wal } from "../wal/wal.js";
 import type { EtcdServerApi } from "./api.js";
 import { Compactor } from "./compactor.js";
 import * as convert from "./convert.js";
-import { formatId } from "./ids.js";
-import { decodeMemberContext, Membership } from "./membership.js";
+import { formatId, memberIdFor } from "./ids.js";
+import { decodeMemberContext, encodeMemberContext, type Member, Membership } from "./membership.js";
+import { FORWARD_TIMEOUT_MS_DEFAULT, forwardToLeader } from "./peerHandlers.js";
 import { RaftLoop, type RaftTransport } from "./raftLoop.js";
 import { ReadIndexRounds } from "./readIndex.js";
 import { RaftSnapshots, type SnapshotConfig } from "./snapshot.js";
@@ -72,6 +78,14 @@ export interface EtcdServerOptions {
   store: MvccStore;
   backend: Backend;
   transport: RaftTransport;
+  /** The peer transport's peer list, kept in step with applied membership changes; absent: no peers. */
+  peers?: PeerControl;
+  /** Installs a received backend snapshot (the peer transport's file) before raft's snapshot is applied. */
+  installSnapshot?: (path: string) => Promise<void>;
+  /** This member was removed from the cluster: it stops serving (the bin exits). */
+  onRemoved?: () => void;
+  /** etcd's --strict-reconfig-check (default on). */
+  strictReconfigCheck?: boolean;
   logger: Logger;
   tickMs: number;
   electionTimeoutMs: number;
@@ -89,6 +103,22 @@ export interface EtcdServerOptions {
   snapshots?: SnapshotConfig;
 }
 
+/** What the server needs of the peer transport (src/transport's Transport satisfies it). */
+export interface PeerControl {
+  addPeer(id: bigint, urls: readonly string[]): void;
+  removePeer(id: bigint): void;
+  updatePeer(id: bigint, urls: readonly string[]): void;
+  /** Epoch ms since the stream to `id` is up, 0 when it is not. */
+  activeSince(id: bigint): number;
+}
+
+/** etcd's HealthInterval: a peer must have been connected this long for membership changes to be safe. */
+const HEALTH_INTERVAL_MS = 5000;
+/** etcd's readyPercent: a learner is promotable once its match index reaches 90% of the leader's. */
+const LEARNER_READY_PERCENT = 0.9;
+/** etcd's maxLearners. */
+const LEARNERS_MAX = 1;
+
 type Applied =
   | { type: "put"; response: etcdserverpb.PutResponseInit }
   | { type: "deleteRange"; response: etcdserverpb.DeleteRangeResponseInit }
@@ -97,6 +127,7 @@ type Applied =
   | { type: "alarm"; response: etcdserverpb.AlarmResponseInit }
   | { type: "leaseGrant"; response: etcdserverpb.LeaseGrantResponseInit }
   | { type: "leaseRevoke"; response: etcdserverpb.LeaseRevokeResponseInit }
+  | { type: "confChange"; members: Member[] }
   | { type: "none" };
 
 const ALARM_NONE = 0;
@@ -142,6 +173,13 @@ export class EtcdServer implements EtcdServerApi {
   private confState: ConfState;
   /** Null when snapshots are not configured. */
   readonly raftSnapshots: RaftSnapshots | null;
+  private readonly peers: PeerControl | null;
+  private readonly installSnapshotFile: ((path: string) => Promise<void>) | null;
+  private readonly onRemoved: () => void;
+  private readonly strictReconfigCheck: boolean;
+  /** Database files received with MsgSnap, by snapshot index, until raft hands that snapshot out. */
+  private readonly receivedSnapshots = new Map<number, string>();
+  private removed = false;
 
   constructor(options: EtcdServerOptions) {
     this.memberId = options.memberId;
@@ -153,6 +191,10 @@ export class EtcdServer implements EtcdServerApi {
     this.backend = options.backend;
     this.log = options.logger;
     this.onFatal = options.onFatal;
+    this.peers = options.peers ?? null;
+    this.installSnapshotFile = options.installSnapshot ?? null;
+    this.onRemoved = options.onRemoved ?? (() => {});
+    this.strictReconfigCheck = options.strictReconfigCheck ?? true;
     this.limits = { maxTxnOps: options.maxTxnOps, maxRequestBytes: options.maxRequestBytes };
     this.quotaBackendBytes = options.quotaBackendBytes;
     this.membership = new Membership(options.backend);
@@ -227,12 +269,8 @@ export class EtcdServer implements EtcdServerApi {
       tickMs: options.tickMs,
       hooks: {
         apply: (entries) => this.applyEntries(entries),
-        saveSnapshot: async () => {
-          throw new Error("receiving raft snapshots needs the cluster issue");
-        },
-        applySnapshot: async () => {
-          throw new Error("receiving raft snapshots needs the cluster issue");
-        },
+        saveSnapshot: (snapshot) => this.saveReceivedSnapshot(snapshot),
+        applySnapshot: (snapshot) => this.applyReceivedSnapshot(snapshot),
         softStateChanged: (state) => this.onSoftState(state),
         readStates: (states) => this.onReadStates(states),
         afterReady: () => this.afterReady(),
@@ -348,7 +386,7 @@ export class EtcdServer implements EtcdServerApi {
       raftTerm: hardState.term,
       raftAppliedIndex: this.appliedIndexValue,
       errors,
-      isLearner: false,
+      isLearner: this.isLearner,
     };
   }
 
@@ -387,13 +425,7 @@ export class EtcdServer implements EtcdServerApi {
   async memberList(_request: etcdserverpb.MemberListRequest): Promise<etcdserverpb.MemberListResponseInit> {
     return {
       header: { revision: 0 },
-      members: this.membership.list().map((m) => ({
-        ID: m.id,
-        name: m.name,
-        peerURLs: m.peerUrls,
-        clientURLs: m.clientUrls,
-        isLearner: m.isLearner,
-      })),
+      members: this.membership.list().map(memberToWire),
     };
   }
 
@@ -424,6 +456,297 @@ export class EtcdServer implements EtcdServerApi {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Peers: what the transport delivers
+
+  /** A raft message from a peer (with MsgSnap, its database file, already durable). */
+  step(message: Message, snapshot?: ReceivedSnapshot): void {
+    if (this.stopped) return;
+    if (message.type === MessageType.Snap && snapshot !== undefined) {
+      this.receivedSnapshots.set(snapshot.index, snapshot.path);
+    }
+    try {
+      this.node.step(message);
+    } catch (error) {
+      if (!isRaftError(error)) throw error;
+      this.log.debug("failed to process Raft message", { error: error.message });
+      return;
+    }
+    this.loop.kick();
+  }
+
+  reportUnreachable(id: bigint): void {
+    if (this.stopped) return;
+    this.node.reportUnreachable(id);
+  }
+
+  reportSnapshot(id: bigint, ok: boolean): void {
+    if (this.stopped) return;
+    this.node.reportSnapshot(id, ok ? SnapshotStatus.Finish : SnapshotStatus.Failure);
+    this.loop.kick();
+  }
+
+  /** A peer says this member was removed (or it applied its own removal): stop serving. */
+  removedFromCluster(): void {
+    if (this.removed) return;
+    this.removed = true;
+    this.log.warn("the member has been permanently removed from the cluster", {
+      "local-member-id": formatId(this.memberId),
+    });
+    // After this turn: the apply in progress finishes first.
+    setImmediate(() => this.onRemoved());
+  }
+
+  get isLearner(): boolean {
+    return this.membership.get(this.memberId)?.isLearner === true;
+  }
+
+  private async saveReceivedSnapshot(snapshot: Snapshot): Promise<void> {
+    assert(this.raftSnapshots !== null, "a member in a cluster takes snapshots");
+    await this.raftSnapshots.saveReceived(snapshot);
+  }
+
+  /** etcd's applySnapshot: the received database replaces the backend, then everything built on it. */
+  private async applyReceivedSnapshot(snapshot: Snapshot): Promise<void> {
+    const { index } = snapshot.metadata;
+    if (index <= this.appliedIndexValue) return;
+    const path = this.receivedSnapshots.get(index);
+    if (path === undefined || this.installSnapshotFile === null) {
+      throw new Error(`no database file was received for the raft snapshot at index ${index}`);
+    }
+    for (const key of [...this.receivedSnapshots.keys()])
+      if (key <= index) this.receivedSnapshots.delete(key);
+    this.log.info("applying snapshot", {
+      "incoming-leader-snapshot-index": index,
+      "local-member-applied-index": this.appliedIndexValue,
+    });
+    await this.installSnapshotFile(path);
+    this.lessor.reload();
+    this.store.setLeases(this.lessor);
+    this.membership.reload();
+    this.alarms.clear();
+    this.loadAlarms();
+    this.loadClusterVersion();
+    this.confState = snapshot.metadata.confState;
+    this.appliedIndexValue = Math.max(index, this.backend.consistentIndex);
+    this.syncPeers();
+    this.onRestored?.();
+    this.reads.onApplied();
+    this.log.info("applied snapshot", { "local-member-applied-index": this.appliedIndexValue });
+  }
+
+  /** Called after a received snapshot replaced the store (the watch hub resyncs its watchers). */
+  onRestored: (() => void) | null = null;
+
+  /** Makes the transport's peers the member list's (after a snapshot replaced it). */
+  private syncPeers(): void {
+    if (this.peers === null) return;
+    for (const member of this.membership.list()) {
+      if (member.id !== this.memberId) this.peers.addPeer(member.id, member.peerUrls);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Cluster service (spec §10) and MoveLeader (§11.6)
+
+  async memberAdd(request: etcdserverpb.MemberAddRequest): Promise<etcdserverpb.MemberAddResponseInit> {
+    const peerUrls = parseMemberUrls(request.peerURLs);
+    const id = memberIdFor(peerUrls, undefined, Math.floor(Date.now() / 1000));
+    const member: Member = { id, name: "", peerUrls, clientUrls: [], isLearner: request.isLearner };
+    if (this.strictReconfigCheck) {
+      if (!member.isLearner && !this.readyToAddVoter()) throw new EtcdError("MemberNotEnoughStarted");
+      if (!this.connectedFullySince(Date.now() - HEALTH_INTERVAL_MS)) throw new EtcdError("Unhealthy");
+    }
+    const members = await this.proposeConfChange({
+      id: 0n,
+      type: request.isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode,
+      nodeId: id,
+      context: encodeMemberContext(member),
+    });
+    return {
+      header: { revision: 0 },
+      member: { ID: id, peerURLs: peerUrls, isLearner: request.isLearner, name: "", clientURLs: [] },
+      members: members.map(memberToWire),
+    };
+  }
+
+  async memberRemove(
+    request: etcdserverpb.MemberRemoveRequest,
+  ): Promise<etcdserverpb.MemberRemoveResponseInit> {
+    const id = request.ID;
+    if (this.strictReconfigCheck) this.mayRemoveMember(id);
+    const members = await this.proposeConfChange({
+      id: 0n,
+      type: ConfChangeType.RemoveNode,
+      nodeId: id,
+      context: new Uint8Array(0),
+    });
+    return { header: { revision: 0 }, members: members.map(memberToWire) };
+  }
+
+  async memberUpdate(
+    request: etcdserverpb.MemberUpdateRequest,
+  ): Promise<etcdserverpb.MemberUpdateResponseInit> {
+    const peerUrls = parseMemberUrls(request.peerURLs);
+    const member: Member = { id: request.ID, name: "", peerUrls, clientUrls: [], isLearner: false };
+    const members = await this.proposeConfChange({
+      id: 0n,
+      type: ConfChangeType.UpdateNode,
+      nodeId: request.ID,
+      context: encodeMemberContext(member),
+    });
+    return { header: { revision: 0 }, members: members.map(memberToWire) };
+  }
+
+  /** Only the leader knows whether a learner caught up: a follower forwards (`forwardPromote`). */
+  async memberPromote(
+    request: etcdserverpb.MemberPromoteRequest,
+  ): Promise<etcdserverpb.MemberPromoteResponseInit> {
+    const id = request.ID;
+    if (!this.node.isLeader()) {
+      const members = await forwardToLeader.promote(this.leaderPeerUrls(), id, this.requestTimeoutMs);
+      return { header: { revision: 0 }, members: members.map(memberToWire) };
+    }
+    const members = await this.promoteOnLeader(id);
+    return { header: { revision: 0 }, members: members.map(memberToWire) };
+  }
+
+  /** The leader's peer URLs, for requests only the leader answers; NoLeader when there is none. */
+  private leaderPeerUrls(): readonly string[] {
+    const leader = this.leaderId === 0n ? undefined : this.membership.get(this.leaderId);
+    if (leader === undefined || leader.id === this.memberId) throw new EtcdError("NoLeader");
+    return leader.peerUrls;
+  }
+
+  /** The leader's half of MemberPromote (also what a forwarded promote runs). */
+  async promoteOnLeader(id: bigint): Promise<Member[]> {
+    const progress = this.node.status().progress;
+    if (progress === null) throw new EtcdError("NotLeader");
+    const learner = progress.get(id);
+    const leader = progress.get(this.memberId);
+    if (
+      learner !== undefined &&
+      leader !== undefined &&
+      learner.match < leader.match * LEARNER_READY_PERCENT
+    ) {
+      throw new EtcdError("LearnerNotReady");
+    }
+    if (this.strictReconfigCheck) {
+      if (!this.readyToPromote(id)) throw new EtcdError("MemberNotEnoughStarted");
+      if (!this.connectedFullySince(Date.now() - HEALTH_INTERVAL_MS)) throw new EtcdError("Unhealthy");
+    }
+    return this.proposeConfChange({
+      id: 0n,
+      type: ConfChangeType.AddNode,
+      nodeId: id,
+      context: new TextEncoder().encode(JSON.stringify({ id: id.toString(), isPromote: true })),
+    });
+  }
+
+  async moveLeader(request: etcdserverpb.MoveLeaderRequest): Promise<etcdserverpb.MoveLeaderResponseInit> {
+    if (!this.node.isLeader()) throw new EtcdError("NotLeader");
+    const target = request.targetID;
+    const member = this.membership.get(target);
+    if (member === undefined || member.isLearner) throw new EtcdError("BadLeaderTransferee");
+    if (target === this.memberId) return {};
+    this.log.info("leadership transfer starting", {
+      "local-member-id": formatId(this.memberId),
+      "current-leader-member-id": formatId(this.leaderId),
+      "transferee-member-id": formatId(target),
+    });
+    this.node.transferLeader(target);
+    this.loop.kick();
+    const deadline = Date.now() + this.requestTimeoutMs;
+    const tickMs = Math.max(1, Math.round(this.electionTimeoutMs / 10));
+    while (this.leaderId !== target) {
+      if (Date.now() > deadline || this.stopped) throw new EtcdError("TimeoutLeaderTransfer");
+      await new Promise((resolve) => setTimeout(resolve, tickMs));
+    }
+    this.log.info("leadership transfer finished", {
+      "local-member-id": formatId(this.memberId),
+      "old-leader-member-id": formatId(this.memberId),
+      "new-leader-member-id": formatId(target),
+    });
+    return {};
+  }
+
+  /** etcd's IsReadyToAddVotingMember: counting the new one, the started voters still make a quorum. */
+  private readyToAddVoter(): boolean {
+    let members = 1;
+    let started = 0;
+    for (const m of this.membership.voters()) {
+      if (m.name !== "") started++;
+      members++;
+    }
+    if (started === 1 && members === 2) return true;
+    return started >= Math.floor(members / 2) + 1;
+  }
+
+  /** etcd's IsReadyToPromoteMember: counting the promoted learner, the started voters make a quorum. */
+  private readyToPromote(id: bigint): boolean {
+    let members = 1;
+    let started = 1;
+    for (const m of this.membership.voters()) {
+      if (m.id === id) continue;
+      if (m.name !== "") started++;
+      members++;
+    }
+    return started >= Math.floor(members / 2) + 1;
+  }
+
+  /** etcd's isConnectedFullySince: every other voter's stream has been up since `sinceMs`. */
+  private connectedFullySince(sinceMs: number): boolean {
+    return this.connectedSince(sinceMs) === this.membership.voters().length;
+  }
+
+  private connectedSince(sinceMs: number): number {
+    let connected = 0;
+    for (const m of this.membership.voters()) {
+      if (m.id === this.memberId) {
+        connected++;
+        continue;
+      }
+      const since = this.peers?.activeSince(m.id) ?? 0;
+      if (since !== 0 && since <= sinceMs) connected++;
+    }
+    return connected;
+  }
+
+  /** etcd's mayRemoveMember (strict reconfiguration check). */
+  private mayRemoveMember(id: bigint): void {
+    const member = this.membership.get(id);
+    if (member?.isLearner === true) return;
+    let members = 0;
+    let started = 0;
+    for (const m of this.membership.voters()) {
+      if (m.id === id) continue;
+      if (m.name !== "") started++;
+      members++;
+    }
+    if (started < Math.floor(members / 2) + 1) throw new EtcdError("MemberNotEnoughStarted");
+    // A member that is down is not part of the active quorum: removing it is safe.
+    if (id !== this.memberId && (this.peers?.activeSince(id) ?? 0) === 0) return;
+    const voters = this.membership.voters().length;
+    const active = this.connectedSince(Date.now() - HEALTH_INTERVAL_MS);
+    if (active - 1 < 1 + Math.floor((voters - 1) / 2)) throw new EtcdError("Unhealthy");
+  }
+
+  private async proposeConfChange(cc: ConfChange): Promise<Member[]> {
+    if (this.stopped) throw new EtcdError("Stopped");
+    const id = this.nextRequestId();
+    const change: ConfChange = { ...cc, id };
+    const applied = this.waiters.wait(id);
+    try {
+      this.node.proposeConfChange(change);
+    } catch (error) {
+      this.waiters.fail(id, this.proposalError(error));
+    }
+    this.loop.kick();
+    const result = await applied;
+    assert(result.type === "confChange", "a conf change applies as one");
+    return result.members;
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -460,9 +783,12 @@ export class EtcdServer implements EtcdServerApi {
         // etcd answers only once the revoke is applied; a demotion means another member leads now.
         if (!(await result.revoked)) throw new EtcdError("NoLeader");
         break;
-      case "notPrimary":
-        // Forwarding to the leader comes with the peer transport (the cluster issue).
-        throw new EtcdError("NoLeader");
+      case "notPrimary": {
+        // etcd's follower forwards the keepalive to the leader's /leases.
+        const answer = await forwardToLeader.keepAlive(this.leaderPeerUrls(), id, FORWARD_TIMEOUT_MS_DEFAULT);
+        ttl = Number(answer.TTL);
+        break;
+      }
     }
     return { header: { revision: this.store.revision }, ID: id, TTL: ttl };
   }
@@ -470,6 +796,20 @@ export class EtcdServer implements EtcdServerApi {
   async leaseTimeToLive(
     request: etcdserverpb.LeaseTimeToLiveRequest,
   ): Promise<etcdserverpb.LeaseTimeToLiveResponseInit> {
+    if (!this.node.isLeader()) {
+      const answer = await forwardToLeader.timeToLive(
+        this.leaderPeerUrls(),
+        request,
+        FORWARD_TIMEOUT_MS_DEFAULT,
+      );
+      return {
+        header: { revision: this.store.revision },
+        ID: answer.ID,
+        TTL: answer.TTL,
+        grantedTTL: answer.grantedTTL,
+        keys: answer.keys,
+      };
+    }
     await this.waitAppliedCommitted();
     const result = this.lessor.timeToLive(request.ID, request.keys);
     return {
@@ -586,8 +926,7 @@ export class EtcdServer implements EtcdServerApi {
     for (const entry of entries) {
       if (entry.index <= this.appliedIndexValue) {
         // Already in the backend (replayed from the WAL after a restart); raft still needs conf changes.
-        if (entry.type !== EntryType.Normal)
-          this.confState = this.node.applyConfChange(decodeConfChangeAny(entry));
+        if (entry.type !== EntryType.Normal) this.replayConfChange(entry);
         continue;
       }
       switch (entry.type) {
@@ -742,34 +1081,145 @@ export class EtcdServer implements EtcdServerApi {
   }
 
   private applyConfChange(entry: Entry): void {
-    const cc = decodeConfChangeAny(entry);
-    for (const change of changesOf(cc)) {
-      switch (change.type) {
-        case ConfChangeType.AddNode:
-        case ConfChangeType.AddLearnerNode: {
-          const context = cc.context;
-          if (context.length > 0) {
-            const member = decodeMemberContext(context);
-            member.isLearner = change.type === ConfChangeType.AddLearnerNode;
-            this.membership.add(member);
-            this.log.info("added member", {
-              "cluster-id": formatId(this.clusterId),
-              "local-member-id": formatId(this.memberId),
-              "added-peer-id": formatId(member.id),
-              "added-peer-peer-urls": member.peerUrls.join(","),
-            });
-          }
-          break;
-        }
-        case ConfChangeType.RemoveNode:
-          this.membership.remove(change.nodeId);
-          break;
-        case ConfChangeType.UpdateNode:
-          break;
-      }
+    let cc = decodeConfChangeAny(entry);
+    const requestId = "changes" in cc ? null : cc.id;
+    const mine = requestId !== null && this.waiters.has(requestId);
+    let failure: EtcdError | null = null;
+    if (!("changes" in cc)) {
+      failure = this.validateConfChange(cc);
+      // etcd applies a refused change to raft as a no-op (node id 0) so every member stays in step.
+      if (failure !== null) cc = { ...cc, nodeId: 0n };
+    }
+    if (failure === null) {
+      for (const change of changesOf(cc)) this.applyMembershipChange(change, cc.context);
     }
     this.confState = this.node.applyConfChange(cc);
     this.backend.seal(entry.index, entry.term);
+    if (mine && requestId !== null) {
+      if (failure !== null) this.waiters.fail(requestId, failure);
+      else this.waiters.trigger(requestId, { type: "confChange", members: this.membership.list() });
+    }
+  }
+
+  /**
+   * A conf change the backend already holds (replayed after a restart): raft needs it again, with the same
+   * verdict as the first time; the membership already has its effect.
+   */
+  private replayConfChange(entry: Entry): void {
+    let cc = decodeConfChangeAny(entry);
+    if (!("changes" in cc) && this.validateReplayed(cc)) cc = { ...cc, nodeId: 0n };
+    this.confState = this.node.applyConfChange(cc);
+  }
+
+  /** Whether a replayed v1 change had been refused: judged from the membership it left behind. */
+  private validateReplayed(cc: ConfChange): boolean {
+    const member = this.membership.get(cc.nodeId);
+    switch (cc.type) {
+      case ConfChangeType.AddNode:
+      case ConfChangeType.AddLearnerNode:
+        return member === undefined && !this.membership.isRemoved(cc.nodeId);
+      default:
+        return false;
+    }
+  }
+
+  /** etcd's ValidateConfigurationChange, at apply so that every member decides the same. */
+  private validateConfChange(cc: ConfChange): EtcdError | null {
+    const id = cc.nodeId;
+    if (this.membership.isRemoved(id)) return new EtcdError("MemberNotFound");
+    switch (cc.type) {
+      case ConfChangeType.AddNode:
+      case ConfChangeType.AddLearnerNode: {
+        if (cc.context.length === 0) return null;
+        const context = JSON.parse(new TextDecoder().decode(cc.context)) as { isPromote?: boolean };
+        const existing = this.membership.get(id);
+        if (context.isPromote === true) {
+          if (existing === undefined) return new EtcdError("MemberNotFound");
+          if (!existing.isLearner) return new EtcdError("MemberNotLearner");
+          return null;
+        }
+        if (existing !== undefined) return new EtcdError("MemberExist");
+        const member = decodeMemberContext(cc.context);
+        const used = new Set(this.membership.list().flatMap((m) => m.peerUrls));
+        if (member.peerUrls.some((url) => used.has(url))) return new EtcdError("PeerURLExist");
+        if (cc.type === ConfChangeType.AddLearnerNode) {
+          const learners = this.membership.list().filter((m) => m.isLearner).length;
+          if (learners + 1 > LEARNERS_MAX) return new EtcdError("TooManyLearners");
+        }
+        return null;
+      }
+      case ConfChangeType.RemoveNode:
+        return this.membership.get(id) === undefined ? new EtcdError("MemberNotFound") : null;
+      case ConfChangeType.UpdateNode: {
+        if (this.membership.get(id) === undefined) return new EtcdError("MemberNotFound");
+        const member = decodeMemberContext(cc.context);
+        const used = new Set(
+          this.membership
+            .list()
+            .filter((m) => m.id !== id)
+            .flatMap((m) => m.peerUrls),
+        );
+        if (member.peerUrls.some((url) => used.has(url))) return new EtcdError("PeerURLExist");
+        return null;
+      }
+      default:
+        return null;
+    }
+  }
+
+  private applyMembershipChange(change: { type: number; nodeId: bigint }, context: Uint8Array): void {
+    const id = change.nodeId;
+    switch (change.type) {
+      case ConfChangeType.AddNode:
+      case ConfChangeType.AddLearnerNode: {
+        if (context.length === 0) break;
+        const parsed = JSON.parse(new TextDecoder().decode(context)) as { isPromote?: boolean };
+        if (parsed.isPromote === true) {
+          this.membership.promote(id);
+          this.log.info("promote member", {
+            "cluster-id": formatId(this.clusterId),
+            "local-member-id": formatId(this.memberId),
+            "promoted-member-id": formatId(id),
+          });
+          break;
+        }
+        const member = decodeMemberContext(context);
+        member.isLearner = change.type === ConfChangeType.AddLearnerNode;
+        this.membership.add(member);
+        if (member.id !== this.memberId) this.peers?.addPeer(member.id, member.peerUrls);
+        this.log.info("added member", {
+          "cluster-id": formatId(this.clusterId),
+          "local-member-id": formatId(this.memberId),
+          "added-peer-id": formatId(member.id),
+          "added-peer-peer-urls": member.peerUrls.join(","),
+        });
+        break;
+      }
+      case ConfChangeType.RemoveNode:
+        if (this.membership.get(id) === undefined) break;
+        this.membership.remove(id);
+        this.log.info("removed member", {
+          "cluster-id": formatId(this.clusterId),
+          "local-member-id": formatId(this.memberId),
+          "removed-remote-peer-id": formatId(id),
+        });
+        if (id === this.memberId) this.removedFromCluster();
+        else this.peers?.removePeer(id);
+        break;
+      case ConfChangeType.UpdateNode: {
+        if (context.length === 0) break;
+        const member = decodeMemberContext(context);
+        this.membership.updatePeerUrls(id, member.peerUrls);
+        if (id !== this.memberId) this.peers?.updatePeer(id, member.peerUrls);
+        this.log.info("updated member", {
+          "cluster-id": formatId(this.clusterId),
+          "local-member-id": formatId(this.memberId),
+          "updated-remote-peer-id": formatId(id),
+          "updated-remote-peer-urls": member.peerUrls,
+        });
+        break;
+      }
+    }
   }
 
   private applyAlarm(request: etcdserverpb.AlarmRequest): etcdserverpb.AlarmResponseInit {
@@ -941,6 +1391,31 @@ export class EtcdServer implements EtcdServerApi {
     this.reads.failAll(new EtcdError("Stopped"));
     this.onFatal(error);
   }
+}
+
+/** etcd's types.NewURLs for member URLs: trimmed, scheme://host:port, no path; else MemberBadURLs. */
+function parseMemberUrls(urls: readonly string[]): string[] {
+  if (urls.length === 0) throw new EtcdError("MemberBadURLs");
+  const out: string[] = [];
+  for (const raw of urls) {
+    const text = raw.trim();
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      throw new EtcdError("MemberBadURLs");
+    }
+    if (!["http:", "https:", "unix:", "unixs:"].includes(url.protocol)) throw new EtcdError("MemberBadURLs");
+    if (url.port === "" && !/:\d+$/.test(url.host)) throw new EtcdError("MemberBadURLs");
+    if (url.pathname !== "" && url.pathname !== "/") throw new EtcdError("MemberBadURLs");
+    if (text.endsWith("/")) throw new EtcdError("MemberBadURLs");
+    out.push(text);
+  }
+  return out.sort();
+}
+
+function memberToWire(m: Member): etcdserverpb.MemberInit {
+  return { ID: m.id, name: m.name, peerURLs: m.peerUrls, clientURLs: m.clientUrls, isLearner: m.isLearner };
 }
 
 function decodeConfChangeAny(entry: Entry): ConfChange | ConfChangeV2 {

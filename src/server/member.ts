@@ -24,12 +24,13 @@ import { urlHost, urlPort, urlText } from "../config/urls.js";
 import { ETCD_SERVER_VERSION, ETCD_TS_VERSION, GIT_SHA_NOT_PROVIDED } from "../config/version.js";
 import { formatDurationMs, humanizeBytes } from "../log/format.js";
 import { createLogger, type LogFields, type Logger } from "../log/logger.js";
+import { createTransport, type Transport } from "../transport/index.js";
 import { Wal } from "../wal/wal.js";
 import { WatchHub } from "../watch/hub.js";
 import { type Bootstrapped, bootstrap, MemberError, memberPaths } from "./bootstrap.js";
 import { EtcdServer } from "./etcdServer.js";
 import { formatId } from "./ids.js";
-import { NO_PEERS } from "./raftLoop.js";
+import { leaderHandlers } from "./peerHandlers.js";
 
 /** etcd's default backend quota (2 GiB) and the largest it recommends (8 GiB), for its start-up lines. */
 const DEFAULT_QUOTA_BYTES = 2 * 1024 ** 3;
@@ -84,6 +85,8 @@ export interface MemberRuntime {
   readonly notes?: readonly ConfigNote[];
   /** Election jitter seed, for reproducible tests. */
   readonly rngSeed?: number;
+  /** This member was removed from its cluster and stopped serving; the bin closes it and exits. */
+  readonly onRemoved?: () => void;
 }
 
 /** Starts a member from options named like the flags (see MemberOptions); throws ConfigError or MemberError. */
@@ -141,8 +144,31 @@ export async function startMemberWithConfig(
   });
   let server: EtcdServer | null = null;
   let watchHub: WatchHub | null = null;
+  let transport: Transport | null = null;
   const ports: ClientPort[] = [];
   try {
+    // The peer port first (etcd's configurePeerListeners): raft messages that arrive before the server
+    // exists are dropped, and raft retries.
+    const peerTransport = await createTransport({
+      clusterId: booted.clusterId,
+      memberId: booted.memberId,
+      listen: config.listenPeerUrls,
+      advertiseUrls: config.initialAdvertisePeerUrls.map(urlText),
+      logger: root,
+      snapshotDir: booted.paths.snapDir,
+      onMessage: (message, snapshot) => server?.step(message, snapshot),
+      onUnreachable: (id) => server?.reportUnreachable(id),
+      onSnapshotStatus: (id, ok) => server?.reportSnapshot(id, ok),
+      onMemberRemoved: () => server?.removedFromCluster(),
+      isRemoved: (id) => server?.membership.isRemoved(id) === true,
+      snapshotData: () => snapshotChunks(booted),
+      members: () => server?.membership.list() ?? [],
+      clusterVersion: () => {
+        const version = server?.versions().etcdcluster;
+        return version === undefined || version === "not_decided" ? null : version;
+      },
+    });
+    transport = peerTransport;
     logQuota(serverLogger, config.quotaBackendBytes);
     if (config.maxRequestBytes > RECOMMENDED_MAX_REQUEST_BYTES) {
       serverLogger.warn("exceeded recommended request limit", {
@@ -165,7 +191,10 @@ export async function startMemberWithConfig(
       wal: booted.wal,
       store: booted.store,
       backend: booted.backend,
-      transport: NO_PEERS,
+      transport: peerTransport,
+      peers: peerTransport,
+      strictReconfigCheck: config.strictReconfigCheck,
+      onRemoved: () => runtime.onRemoved?.(),
       logger: serverLogger,
       tickMs: config.heartbeatIntervalMs,
       electionTimeoutMs: config.electionTimeoutMs,
@@ -190,6 +219,8 @@ export async function startMemberWithConfig(
     watchHub = hub;
     await hub.start();
     server.setEventSink((revision, events) => hub.onApplied(revision, events));
+    server.onRestored = () => hub.resync();
+    for (const [path, handler] of Object.entries(leaderHandlers(server))) peerTransport.handle(path, handler);
     const api = createApi(server, {
       watch: createWatchService({ hub, server, electionTimeoutMs: config.electionTimeoutMs }),
       ...createCoordinationServices({ server, hub }),
@@ -216,19 +247,36 @@ export async function startMemberWithConfig(
       "local-server-version": ETCD_SERVER_VERSION,
       "cluster-version": server.versions().etcdcluster === "not_decided" ? "to_be_decided" : "3.4",
     });
+    // Dial every other member: the initial cluster's (new), the running cluster's (join), the member
+    // list's (restart; the replayed log adds any it is missing as it applies).
+    for (const peer of booted.initialPeers) peerTransport.addPeer(peer.id, peer.peerUrls);
+    for (const m of server.membership.list()) {
+      if (m.id !== booted.memberId && !server.membership.isRemoved(m.id))
+        peerTransport.addPeer(m.id, m.peerUrls);
+    }
     adjustTicks(serverLogger, config, booted, server);
     server.start();
     logger.info("now serving peer/client/metrics", {
       "local-member-id": formatId(booted.memberId),
       "initial-advertise-peer-urls": config.initialAdvertisePeerUrls.map(urlText),
-      // No peer transport yet: nothing listens on --listen-peer-urls, so none are listed as served.
-      "listen-peer-urls": [],
+      "listen-peer-urls": [...peerTransport.listenUrls],
       "advertise-client-urls": advertised,
       "listen-client-urls": clientUrls,
       "listen-metrics-urls": config.listenMetricsUrls.map(urlText),
     });
 
-    const member = new RunningMember(config, booted, server, api, hub, ports, clientUrls, advertised, logger);
+    const member = new RunningMember(
+      config,
+      booted,
+      server,
+      api,
+      hub,
+      peerTransport,
+      ports,
+      clientUrls,
+      advertised,
+      logger,
+    );
     // A fatal error before this member is ready fails the start instead of leaving it waiting forever.
     await Promise.race([server.readyNotify(), startupFailed]);
     for (const port of ports) {
@@ -242,6 +290,7 @@ export async function startMemberWithConfig(
   } catch (error) {
     await Promise.allSettled(ports.map((port) => port.close(0)));
     await server?.stop().catch(() => {});
+    await transport?.close().catch(() => {});
     await watchHub?.close().catch(() => {});
     await booted.close().catch(() => {});
     throw error;
@@ -261,6 +310,7 @@ class RunningMember implements Member {
     readonly server: EtcdServer,
     private readonly api: Api,
     private readonly watchHub: WatchHub,
+    private readonly transport: Transport,
     private readonly ports: readonly ClientPort[],
     readonly clientUrls: readonly string[],
     readonly advertiseClientUrls: readonly string[],
@@ -299,9 +349,23 @@ class RunningMember implements Member {
     await Promise.all(this.ports.map((port) => port.close(graceMs)));
     this.api.grpcServer.forceShutdown();
     await this.server.stop();
+    await this.transport.close();
     await this.watchHub.close();
     await this.booted.close();
     this.logger.info("closed etcd server", fields);
+  }
+}
+
+/** Chunks of a received snapshot's database, as the peer transport sends them to a lagging member. */
+const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
+
+/** The backend image a MsgSnap carries: a consistent copy taken when the send starts. */
+async function* snapshotChunks(booted: Bootstrapped): AsyncIterable<Uint8Array> {
+  const snapshot = await booted.backend.snapshot();
+  try {
+    yield* snapshot.chunks(SNAPSHOT_CHUNK_BYTES);
+  } finally {
+    await snapshot.close();
   }
 }
 

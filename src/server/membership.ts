@@ -57,11 +57,24 @@ function memberKey(id: bigint): Uint8Array {
 
 export class Membership {
   private readonly members = new Map<bigint, Member>();
+  /** Ids removed from the cluster (etcd's members_removed bucket): never to be let back in. */
+  private readonly removed = new Set<bigint>();
 
   constructor(private readonly backend: Backend) {
-    backend.range("members", new Uint8Array(0), null, (_key, value) => {
+    this.reload();
+  }
+
+  /** Reads the member list again from the backend (after a snapshot replaced its contents). */
+  reload(): void {
+    this.members.clear();
+    this.removed.clear();
+    this.backend.range("members", new Uint8Array(0), null, (_key, value) => {
       const member = decodeMemberContext(value);
       this.members.set(member.id, member);
+      return true;
+    });
+    this.backend.range("members_removed", new Uint8Array(0), null, (key) => {
+      this.removed.add(BigInt(`0x${decoder.decode(key)}`));
       return true;
     });
   }
@@ -74,6 +87,15 @@ export class Membership {
     return this.members.get(id);
   }
 
+  isRemoved(id: bigint): boolean {
+    return this.removed.has(id);
+  }
+
+  /** Voting members (not learners). */
+  voters(): Member[] {
+    return this.list().filter((m) => !m.isLearner);
+  }
+
   /** Adds (or replaces) a member; the caller seals the backend unit. */
   add(member: Member): void {
     this.members.set(member.id, member);
@@ -83,6 +105,26 @@ export class Membership {
   remove(id: bigint): void {
     this.members.delete(id);
     this.backend.delete("members", memberKey(id));
+    this.removed.add(id);
+    this.backend.put("members_removed", memberKey(id), encoder.encode("removed"));
+  }
+
+  /** Replaces a member's peer URLs (etcd 3.4 also clears its learner flag here: a known quirk kept). */
+  updatePeerUrls(id: bigint, peerUrls: readonly string[]): boolean {
+    const member = this.members.get(id);
+    if (member === undefined) return false;
+    member.peerUrls = [...peerUrls];
+    member.isLearner = false;
+    this.persist(member);
+    return true;
+  }
+
+  promote(id: bigint): boolean {
+    const member = this.members.get(id);
+    if (member === undefined) return false;
+    member.isLearner = false;
+    this.persist(member);
+    return true;
   }
 
   /** Sets the attributes a member publishes about itself once it serves clients. */

@@ -166,6 +166,21 @@ export class RaftSnapshots {
       });
   }
 
+  /**
+   * Persists a snapshot received from the leader before raft's storage takes it (etcd's SaveSnap ahead
+   * of the WAL save): the file, then the WAL marker, so a restart loads it. Its database was installed
+   * into the backend separately; the next snapshot of our own is due snapshotCount entries after it.
+   */
+  async saveReceived(snapshot: Snapshot): Promise<void> {
+    await this.idle();
+    const { index, term, confState } = snapshot.metadata;
+    const confStateBytes = encodeConfState(confState);
+    await this.options.snapshotter.save({ index, term, confState: confStateBytes, data: snapshot.data });
+    await this.options.wal.saveSnapshotMarker({ index, term, confState: confStateBytes });
+    this.snapshotIndexValue = Math.max(this.snapshotIndexValue, index);
+    this.options.logger.info("saved snapshot", { "snapshot-index": index });
+  }
+
   /** Settles once no snapshot is running (never rejects: a failure went to onFatal). */
   idle(): Promise<void> {
     return this.inflight ?? RESOLVED;
