@@ -27,6 +27,17 @@ export function requireLeaderFails(server: EtcdServerApi, metadata: grpc.Metadat
 
 const noLeaderError = new EtcdError("NoLeader");
 
+/**
+ * etcd's learner check (spec §1.2): a learner answers Maintenance.Status and serializable Ranges only;
+ * every other call (and every stream) fails with "etcdserver: rpc not supported for learner".
+ */
+export function learnerRefuses(server: EtcdServerApi, path: string, request: unknown): boolean {
+  if ((server as { isLearner?: boolean }).isLearner !== true) return false;
+  if (path === "/etcdserverpb.Maintenance/Status") return false;
+  if (path === "/etcdserverpb.KV/Range") return (request as { serializable?: boolean }).serializable !== true;
+  return true;
+}
+
 /** Sets the response header as etcd's header filler does: member fields from now, revision kept. */
 export function fillHeader(server: EtcdServerApi, response: WithHeader): void {
   const member = server.header();
@@ -58,6 +69,7 @@ export function serveUnary<Req, Res extends AnyResponse>(
     return;
   }
   try {
+    if (learnerRefuses(server, call.getPath(), request)) throw new EtcdError("NotSupportedForLearner");
     if (requireLeaderFails(server, call.metadata)) throw noLeaderError;
     pending = run(call.request);
   } catch (error) {

@@ -284,6 +284,8 @@ export class EtcdServer implements EtcdServerApi {
     this.sweeper = setInterval(() => {
       this.waiters.expire(() => new EtcdError("Timeout"));
       this.reads.expire();
+      if (this.heldProposals.length > 0)
+        this.heldProposals = this.heldProposals.filter((p) => this.waiters.has(p.id));
     }, DEADLINE_SWEEP_MS);
     this.sweeper.unref();
     this.leaseTimer = setInterval(() => this.revokeExpiredLeases(), EXPIRY_ROUND_INTERVAL_MS);
@@ -672,6 +674,29 @@ export class EtcdServer implements EtcdServerApi {
     return {};
   }
 
+  /**
+   * etcd's TransferLeadership on a graceful stop: a leader with other voters hands leadership to the one
+   * connected longest, so the cluster does not wait an election timeout for a new leader.
+   */
+  async transferLeadershipOnStop(): Promise<void> {
+    if (!this.node.isLeader()) return;
+    let transferee: bigint | null = null;
+    let longest = Number.POSITIVE_INFINITY;
+    for (const m of this.membership.voters()) {
+      const since = m.id === this.memberId ? 0 : (this.peers?.activeSince(m.id) ?? 0);
+      if (since !== 0 && since < longest) {
+        longest = since;
+        transferee = m.id;
+      }
+    }
+    if (transferee === null) return;
+    try {
+      await this.moveLeader({ targetID: transferee });
+    } catch (error) {
+      this.log.warn("failed to transfer leadership", { error: String(error) });
+    }
+  }
+
   /** etcd's IsReadyToAddVotingMember: counting the new one, the started voters still make a quorum. */
   private readyToAddVoter(): boolean {
     let members = 1;
@@ -890,19 +915,46 @@ export class EtcdServer implements EtcdServerApi {
     const data = new Uint8Array(etcdserverpb.InternalRaftRequest.encode(request));
     if (data.length > this.limits.maxRequestBytes) return Promise.reject(new EtcdError("RequestTooLarge"));
     const applied = this.waiters.wait(id);
+    this.submit(id, data);
+    return applied;
+  }
+
+  /**
+   * Hands a proposal to raft. Without a leader, etcd's raft node does not take proposals until one is
+   * elected, and the request times out ("request timed out") if none is: held here the same way, bounded
+   * by the waiters' limit, and proposed when a leader appears.
+   */
+  private submit(id: bigint, data: Uint8Array): void {
     try {
       this.node.propose(data);
     } catch (error) {
-      this.waiters.fail(id, this.proposalError(error));
-      return applied;
+      const refused = this.proposalError(error);
+      if (this.leaderId === 0n && isEtcdError(refused, "NoLeader")) {
+        this.heldProposals.push({ id, data });
+        return;
+      }
+      this.waiters.fail(id, refused);
+      return;
     }
     this.loop.kick();
-    return applied;
+  }
+
+  /** Proposals made while there was no leader, proposed once one is known (or expired by then). */
+  private heldProposals: Array<{ id: bigint; data: Uint8Array }> = [];
+
+  private releaseHeldProposals(): void {
+    const held = this.heldProposals;
+    if (held.length === 0) return;
+    this.heldProposals = [];
+    for (const { id, data } of held) if (this.waiters.has(id)) this.submit(id, data);
   }
 
   /** Maps raft's refusal of a proposal to etcd's client-visible error. */
   private proposalError(error: unknown): unknown {
     if (isRaftError(error, RaftErrorCode.NoLeader)) return new EtcdError("NoLeader");
+    // A follower or candidate that knows no leader drops proposals: the same as no leader.
+    if (isRaftError(error, RaftErrorCode.ProposalDropped) && this.leaderId === 0n)
+      return new EtcdError("NoLeader");
     if (isRaftError(error, RaftErrorCode.ProposalDropped)) return new EtcdError("TooManyRequests");
     return error;
   }
@@ -1324,6 +1376,10 @@ export class EtcdServer implements EtcdServerApi {
           `raft.node: ${formatId(this.memberId)} changed leader from ${formatId(previous)} to ${formatId(state.leader)} at term ${this.term}`,
         );
       }
+    }
+    if (state.leader !== previous) {
+      this.reads.leaderChanged(state.leader !== 0n);
+      if (state.leader !== 0n) this.releaseHeldProposals();
     }
     if (state.role === StateRole.Leader) this.onBecameLeader();
     else if (this.lessor.isPrimary) this.lessor.demote();

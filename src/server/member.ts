@@ -336,11 +336,13 @@ class RunningMember implements Member {
     };
     this.logger.info("closing etcd server", fields);
     const leader = this.server.leader;
-    if (this.server.membership.list().length <= 1) {
+    if (this.server.membership.voters().length <= 1) {
       this.logger.info("skipped leadership transfer for single voting member cluster", {
         "local-member-id": formatId(this.memberId),
         "current-leader-member-id": formatId(leader),
       });
+    } else {
+      await this.server.transferLeadershipOnStop();
     }
     this.api.health.set("", HEALTH_NOT_SERVING);
     // In-flight requests need raft to finish, so the ports drain first and raft stops after (etcd gives

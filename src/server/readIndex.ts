@@ -1,5 +1,5 @@
 import { assert } from "../assert.js";
-import { EtcdError } from "../errors.js";
+import { EtcdError, isEtcdError } from "../errors.js";
 
 /**
  * Linearizable reads (etcd's linearizableReadLoop): every read that arrives while a ReadIndex round is in
@@ -19,6 +19,8 @@ interface Round {
   /** -1 until raft answers. */
   index: number;
   startedMs: number;
+  /** False while there is no leader to ask: sent when one appears, or timed out. */
+  sent: boolean;
 }
 
 export interface ReadIndexHost {
@@ -69,6 +71,24 @@ export class ReadIndexRounds {
     this.startRound();
   }
 
+  /**
+   * The leader changed (`hasLeader`: a new one is known). A round already sent may never be answered
+   * (raft drops pending read requests with the lead): its readers fail with "leader changed", as etcd's
+   * read loop does. A round waiting for a leader is sent now.
+   */
+  leaderChanged(hasLeader: boolean): void {
+    const round = this.round;
+    if (round === null) return;
+    if (round.sent && round.index === -1) {
+      this.round = null;
+      const error = new EtcdError("LeaderChanged");
+      for (const reader of round.readers) reader.reject(error);
+      if (hasLeader) this.startRound();
+      return;
+    }
+    if (!round.sent && hasLeader) this.send(round);
+  }
+
   /** Fails a round that raft never answered (a lost leader, a dropped request). Call periodically. */
   expire(): void {
     const round = this.round;
@@ -90,15 +110,25 @@ export class ReadIndexRounds {
     if (this.round !== null || this.waiting.length === 0) return;
     const context = new Uint8Array(8);
     new DataView(context.buffer).setBigUint64(0, this.nextContext++);
-    const round: Round = { context, readers: this.waiting, index: -1, startedMs: this.nowMs() };
+    const round: Round = { context, readers: this.waiting, index: -1, startedMs: this.nowMs(), sent: false };
     this.waiting = [];
-    try {
-      this.host.requestReadIndex(context);
-    } catch (error) {
-      for (const reader of round.readers) reader.reject(error);
-      return;
-    }
     this.round = round;
+    this.send(round);
+  }
+
+  /**
+   * Without a leader the round waits for one (etcd's read loop waits too), up to the timeout: readers then
+   * fail with "request timed out", not at once.
+   */
+  private send(round: Round): void {
+    try {
+      this.host.requestReadIndex(round.context);
+      round.sent = true;
+    } catch (error) {
+      if (isEtcdError(error, "NoLeader")) return;
+      this.round = null;
+      for (const reader of round.readers) reader.reject(error);
+    }
   }
 }
 
