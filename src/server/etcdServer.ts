@@ -697,6 +697,13 @@ export class EtcdServer implements EtcdServerApi {
     }
   }
 
+  /** Spends `ticks` raft ticks at once (etcd's advanceTicks at start-up); the loop then runs. */
+  advanceTicks(ticks: number): void {
+    if (this.stopped) return;
+    for (let i = 0; i < ticks; i++) this.node.tick();
+    this.loop.kick();
+  }
+
   /** etcd's IsReadyToAddVotingMember: counting the new one, the started voters still make a quorum. */
   private readyToAddVoter(): boolean {
     let members = 1;

@@ -254,7 +254,7 @@ export async function startMemberWithConfig(
       if (m.id !== booted.memberId && !server.membership.isRemoved(m.id))
         peerTransport.addPeer(m.id, m.peerUrls);
     }
-    adjustTicks(serverLogger, config, booted, server);
+    adjustTicks(serverLogger, config, booted, server, peerTransport);
     server.start();
     logger.info("now serving peer/client/metrics", {
       "local-member-id": formatId(booted.memberId),
@@ -412,7 +412,13 @@ function advertisedUrls(config: MemberConfig, ports: readonly ClientPort[]): str
  * etcd's adjustTicks: a member that is alone in its cluster need not wait a whole election timeout before
  * campaigning, so all but one election tick are spent at once.
  */
-function adjustTicks(logger: Logger, config: MemberConfig, booted: Bootstrapped, server: EtcdServer): void {
+function adjustTicks(
+  logger: Logger,
+  config: MemberConfig,
+  booted: Bootstrapped,
+  server: EtcdServer,
+  transport: Transport,
+): void {
   const members = booted.restarted ? server.membership.list().length : booted.initialMemberCount;
   if (members === 1) {
     const ticks = config.electionTicks - 1;
@@ -429,8 +435,34 @@ function adjustTicks(logger: Logger, config: MemberConfig, booted: Bootstrapped,
   if (!config.initialElectionTickAdvance) {
     logger.info("skipping initial election tick advance", { "election-ticks": config.electionTicks });
   }
-  // With peers, etcd advances ticks once peer connections report in; there is no peer transport yet.
+  if (!config.initialElectionTickAdvance) return;
+  // With peers, etcd waits (up to rafthttp's 5 s read timeout) until peer connections report in, then
+  // spends all but two election ticks, so that the first election does not wait a whole timeout.
+  let polls = 0;
+  const timer = setInterval(() => {
+    polls++;
+    if (transport.activePeers() > 1) {
+      clearInterval(timer);
+      const ticks = config.electionTicks - 2;
+      logger.info("initialized peer connections; fast-forwarding election ticks", {
+        "local-member-id": formatId(booted.memberId),
+        "forward-ticks": ticks,
+        "forward-duration": formatDurationMs(ticks * config.heartbeatIntervalMs),
+        "election-ticks": config.electionTicks,
+        "election-timeout": formatDurationMs(config.electionTicks * config.heartbeatIntervalMs),
+        "active-remote-members": transport.activePeers(),
+      });
+      server.advanceTicks(ticks);
+    } else if (polls >= PEER_WAIT_POLLS_MAX) {
+      clearInterval(timer);
+    }
+  }, PEER_WAIT_POLL_MS);
+  timer.unref();
 }
+
+/** adjustTicks polls the peer connections every 50 ms for up to 5 s (etcd's ConnReadTimeout). */
+const PEER_WAIT_POLL_MS = 50;
+const PEER_WAIT_POLLS_MAX = 100;
 
 function logQuota(logger: Logger, quotaBytes: number): void {
   const name = "v3-applier";
