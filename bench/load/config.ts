@@ -44,6 +44,11 @@ export const clientsMax = 100_000;
 export const connectionsMax = 10_000;
 /** etcdctl's default --dial-timeout. */
 export const dialTimeoutMsDefault = 2000;
+/**
+ * --cluster's bound: etcd recommends at most 7 voting members, and each member of a cluster the bench
+ * starts is a process on this one machine.
+ */
+export const clusterMembersMax = 7;
 
 export interface BenchConfig {
   workload: WorkloadName;
@@ -75,6 +80,11 @@ export interface BenchConfig {
   compareEtcd: boolean;
   compareNull: boolean;
   compareEtcdTs: boolean;
+  /**
+   * --cluster N: --compare-etcd and --compare-etcd-ts start N-member clusters (one after the other)
+   * and the load goes to each cluster's leader; null runs single members as before.
+   */
+  clusterSize: number | null;
   /** Report directory; null picks bench/results/<timestamp>. */
   outDir: string | null;
   dialTimeoutMs: number;
@@ -110,6 +120,7 @@ const optionSpec = {
   "compare-etcd": { type: "boolean" },
   "compare-null": { type: "boolean" },
   "compare-etcd-ts": { type: "boolean" },
+  cluster: { type: "string" },
   out: { type: "string" },
   "dial-timeout": { type: "string" },
   transport: { type: "string" },
@@ -140,6 +151,10 @@ common options:
   --compare-etcd                     also start a real etcd (from PATH) on loopback and run against it
   --compare-null                     also start the built-in no-op gRPC KV server and run against it
   --compare-etcd-ts                  also start the etcd-ts server (src/bin/etcd-ts.ts) and run against it
+  --cluster n                        --compare-etcd / --compare-etcd-ts start an n-member cluster
+                                     (1 to ${clusterMembersMax}) on loopback instead of one member,
+                                     find its leader (Maintenance.Status) and send the load there;
+                                     server CPU is summed over all members, peak RSS shown per member
   --duration seconds                 run length (check-perf default 60)
   --prefix p                         key prefix; must hold no keys (check-perf default ${checkPerfPrefixDefault})
   --out dir                          report directory (default bench/results/<timestamp>)
@@ -360,6 +375,16 @@ export function parseConfig(argv: readonly string[]): BenchConfig {
       "--profile profiles a Node server the bench starts: add --compare-etcd-ts or --compare-null",
     );
   }
+  const clusterSize =
+    values.cluster === undefined ? null : positiveInteger("cluster", values.cluster, clusterMembersMax);
+  if (clusterSize !== null) {
+    if (values["compare-etcd"] !== true && values["compare-etcd-ts"] !== true) {
+      throw badArgs("--cluster sizes the servers the bench starts: add --compare-etcd or --compare-etcd-ts");
+    }
+    if (values["compare-null"] === true) {
+      throw badArgs("--cluster does not apply to --compare-null (the no-op server has no peers)");
+    }
+  }
   const serverNodeFlags = parseNodeFlags(values["server-node-flags"] ?? "");
   if (serverNodeFlags.length > 0 && values["compare-etcd-ts"] !== true && values["compare-null"] !== true) {
     throw badArgs(
@@ -393,6 +418,7 @@ export function parseConfig(argv: readonly string[]): BenchConfig {
     compareEtcd: values["compare-etcd"] ?? false,
     compareNull: values["compare-null"] ?? false,
     compareEtcdTs: values["compare-etcd-ts"] ?? false,
+    clusterSize,
     outDir: values.out ?? null,
     dialTimeoutMs: parseDurationMs("dial-timeout", values["dial-timeout"] ?? "2s"),
     help: values.help ?? false,

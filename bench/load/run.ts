@@ -4,11 +4,14 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import type * as grpc from "@grpc/grpc-js";
+import { etcdClusterTarget, etcdTsClusterTarget } from "../cluster/cluster.js";
 import { nodeProfileFlags, ProfileSession, profiledStopTimeoutMs } from "../profile/session.js";
 import { profileLines } from "../profile/text.js";
 import {
   type BenchSummary,
+  type ClusterSummary,
   compareTargets,
+  type MemberSummary,
   type MemorySummary,
   type SeriesSummary,
   seriesSummary,
@@ -38,6 +41,7 @@ import {
   etcdTsTarget,
   externalTarget,
   nullTarget,
+  type RunningCluster,
   type RunningTarget,
   type StartOptions,
   type Target,
@@ -70,8 +74,9 @@ export function targetsFor(config: BenchConfig): Target[] {
   const compare = config.compareEtcd || config.compareNull || config.compareEtcdTs;
   const targets: Target[] = [];
   if (config.endpointsGiven || !compare) targets.push(externalTarget(config.endpoints));
-  if (config.compareEtcd) targets.push(etcdTarget());
-  if (config.compareEtcdTs) targets.push(etcdTsTarget());
+  const size = config.clusterSize;
+  if (config.compareEtcd) targets.push(size === null ? etcdTarget() : etcdClusterTarget(size));
+  if (config.compareEtcdTs) targets.push(size === null ? etcdTsTarget() : etcdTsClusterTarget(size));
   if (config.compareNull) targets.push(nullTarget());
   return targets;
 }
@@ -107,30 +112,73 @@ interface MeasuredRun {
   rssSamples: RssSample[];
   /** VmHWM when the timed phase ended, before the cleanup; null for an external endpoint. */
   peakRssBytes: number | null;
+  /** --cluster: each member's CPU and peak RSS over the timed phase; null for a single server. */
+  members: MemberReading[] | null;
+  /** --cluster: the leader the members named when the timed phase ended (null: no agreement). */
+  leaderAfter: string | null;
+}
+
+interface MemberReading {
+  pid: number;
+  cpuSeconds: number | null;
+  peakRssBytes: number | null;
+}
+
+interface ServerReading {
+  cpuSeconds: number | null;
+  rssSamples: RssSample[];
+  peakRssBytes: number | null;
+  members: MemberReading[] | null;
 }
 
 /**
  * Server-side measurements around a timed phase: CPU seconds and RSS samples while it runs, and the
  * peak RSS when it ends (before the cleanup, which can cost a server more memory than the workload).
+ * For a cluster the CPU is every member's (a write costs the leader and each follower), summed; RSS is
+ * sampled on the leader, and each member's peak is read at the end.
  */
 class ServerMeter {
   private readonly cpuBefore: number | null;
   private readonly sampler: RssSampler | null;
+  private readonly memberCpuBefore: Array<number | null>;
 
-  constructor(private readonly pid: number | null) {
+  constructor(
+    private readonly pid: number | null,
+    private readonly cluster: RunningCluster | null,
+  ) {
+    this.memberCpuBefore = cluster?.members.map((member) => processCpuSeconds(member.pid)) ?? [];
     this.cpuBefore = pid === null ? null : processCpuSeconds(pid);
     this.sampler = pid === null ? null : new RssSampler(pid);
     this.sampler?.start();
   }
 
-  stop(): { cpuSeconds: number | null; rssSamples: RssSample[]; peakRssBytes: number | null } {
+  stop(): ServerReading {
     const cpuAfter = this.pid === null ? null : processCpuSeconds(this.pid);
+    const members =
+      this.cluster?.members.map(
+        (member, index): MemberReading => ({
+          pid: member.pid,
+          cpuSeconds: cpuDelta(this.memberCpuBefore[index] ?? null, processCpuSeconds(member.pid)),
+          peakRssBytes: processPeakRssBytes(member.pid),
+        }),
+      ) ?? null;
     return {
-      cpuSeconds: cpuDelta(this.cpuBefore, cpuAfter),
+      cpuSeconds: members === null ? cpuDelta(this.cpuBefore, cpuAfter) : clusterCpuSeconds(members),
       rssSamples: this.sampler?.stop() ?? [],
       peakRssBytes: this.pid === null ? null : processPeakRssBytes(this.pid),
+      members,
     };
   }
+}
+
+/** The members' CPU seconds summed; null when a member's reading is missing (its process died). */
+export function clusterCpuSeconds(members: ReadonlyArray<{ cpuSeconds: number | null }>): number | null {
+  let total = 0;
+  for (const member of members) {
+    if (member.cpuSeconds === null) return null;
+    total += member.cpuSeconds;
+  }
+  return total;
 }
 
 function plannedSeconds(config: BenchConfig): number {
@@ -251,7 +299,7 @@ async function runEngineWorkload(
       throw new Error("watch-latency is not engine-driven");
   }
   phase.begin(target.pid);
-  const meter = new ServerMeter(target.pid);
+  const meter = new ServerMeter(target.pid, target.cluster);
   const generatorCpuBefore = process.cpuUsage();
   const startMs = performance.now();
   const recorder = new LatencyRecorder(startMs, plannedSeconds(config));
@@ -276,6 +324,7 @@ async function runEngineWorkload(
   const generatorCpu = process.cpuUsage(generatorCpuBefore);
   const server = meter.stop();
   phase.end();
+  const leaderAfter = (await target.cluster?.currentLeader()) ?? null;
   await closeWorkload();
   const cleanup = usesPrefix
     ? await cleanupPrefix(connections[0]!, config.prefix, {
@@ -301,6 +350,8 @@ async function runEngineWorkload(
     generatorCpuSeconds: (generatorCpu.user + generatorCpu.system) / 1_000_000,
     rssSamples: server.rssSamples,
     peakRssBytes: server.peakRssBytes,
+    members: server.members,
+    leaderAfter,
   };
 }
 
@@ -314,7 +365,7 @@ async function runWatchWorkload(
   const revisionBefore = await assertPrefixEmpty(connections[0]!, config.prefix);
   const key = Buffer.concat([Buffer.from(config.prefix), randomBytes(config.keySizeBytes)]);
   phase.begin(target.pid);
-  const meter = new ServerMeter(target.pid);
+  const meter = new ServerMeter(target.pid, target.cluster);
   const generatorCpuBefore = process.cpuUsage();
   const startMs = performance.now();
   const eventRecorder = new LatencyRecorder(startMs, plannedSeconds(config));
@@ -336,6 +387,7 @@ async function runWatchWorkload(
   const generatorCpu = process.cpuUsage(generatorCpuBefore);
   const server = meter.stop();
   phase.end();
+  const leaderAfter = (await target.cluster?.currentLeader()) ?? null;
   const cleanup = await cleanupPrefix(connections[0]!, config.prefix, {
     autoCompact: false,
     autoDefrag: false,
@@ -361,6 +413,8 @@ async function runWatchWorkload(
     generatorCpuSeconds: (generatorCpu.user + generatorCpu.system) / 1_000_000,
     rssSamples: server.rssSamples,
     peakRssBytes: server.peakRssBytes,
+    members: server.members,
+    leaderAfter,
   };
 }
 
@@ -388,6 +442,7 @@ function skippedSummary(target: Target, reason: string): TargetSummary {
     generator: { cpuMicrosPerRequest: 0, blocked: false },
     keyspace: { revisionBefore: null, deleteRevision: null, deleted: null },
     profile: null,
+    cluster: null,
   };
 }
 
@@ -445,8 +500,11 @@ async function runTarget(
       closeConnections(connections);
     }
     const peakRssAfterCleanupBytes = running.pid === null ? null : processPeakRssBytes(running.pid);
+    const memberPeaksAfterCleanup =
+      running.cluster?.members.map((member) => processPeakRssBytes(member.pid)) ?? [];
     acknowledged = measured.acknowledged;
     outcome = summarize(target, running, measured, peakRssAfterCleanupBytes, config);
+    outcome.summary.cluster = clusterSummary(running.cluster, measured, memberPeaksAfterCleanup);
   } finally {
     activeTargets.delete(running);
     // SIGTERM: a profiled Node server writes its .cpuprofile files as it exits.
@@ -515,8 +573,40 @@ function summarize(
         deleted: measured.cleanup?.deleted.toString() ?? null,
       },
       profile: null,
+      cluster: null,
     },
   };
+}
+
+/** The per-member part of a cluster's summary: leader first, then the followers by name. */
+export function clusterSummary(
+  cluster: RunningCluster | null,
+  measured: Pick<MeasuredRun, "members" | "leaderAfter" | "acknowledged">,
+  peaksAfterCleanupBytes: ReadonlyArray<number | null>,
+): ClusterSummary | null {
+  if (cluster === null) return null;
+  const leader = cluster.members.find((member) => member.leader);
+  if (leader === undefined) throw new Error("a running cluster names its leader");
+  const members = cluster.members.map((member, index): MemberSummary => {
+    const reading = measured.members?.[index];
+    const cpuSeconds = reading?.cpuSeconds ?? null;
+    return {
+      name: member.name,
+      idHex: member.idHex,
+      endpoint: member.endpoint,
+      pid: member.pid,
+      leader: member.leader,
+      cpuSeconds,
+      cpuMicrosPerRequest:
+        cpuSeconds === null || measured.acknowledged === 0
+          ? null
+          : (cpuSeconds * 1_000_000) / measured.acknowledged,
+      peakRssBytes: reading?.peakRssBytes ?? null,
+      peakRssAfterCleanupBytes: peaksAfterCleanupBytes[index] ?? null,
+    };
+  });
+  members.sort((a, b) => Number(b.leader) - Number(a.leader) || a.name.localeCompare(b.name));
+  return { size: members.length, leader: leader.name, leaderAfter: measured.leaderAfter, members };
 }
 
 function memorySummary(samples: RssSample[], successesPerSecond: readonly number[]): MemorySummary | null {
@@ -593,6 +683,7 @@ export async function runBench(config: BenchConfig, outDir: string, io: BenchIo)
       transport: config.transport,
       streams: config.workload === "watch-latency" ? config.streams : null,
       watchersPerStream: config.workload === "watch-latency" ? config.watchersPerStream : null,
+      clusterSize: config.clusterSize,
     },
     targets: summaries,
     comparison: compareTargets(summaries),

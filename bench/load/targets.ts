@@ -17,10 +17,32 @@ export type TargetKind = "external" | "etcd" | "etcd-ts" | "null";
 
 export interface RunningTarget {
   endpoints: string[];
-  /** The server process when we started it (for CPU and RSS from /proc); null for an external endpoint. */
+  /**
+   * The server process when we started it (for CPU and RSS from /proc); null for an external endpoint.
+   * For a cluster, the leader's process (the one the load reaches).
+   */
   pid: number | null;
+  /** The members when the bench started a cluster (--cluster), else null. */
+  cluster: RunningCluster | null;
   /** Stops the process and deletes its data dir; a no-op for an external endpoint. */
   stop(): Promise<void>;
+}
+
+/** One started member of a cluster. */
+export interface RunningMember {
+  name: string;
+  /** The member id as its Status reports it (hex, as etcdctl prints it). */
+  idHex: string;
+  endpoint: string;
+  pid: number;
+  /** Leader when the load started. */
+  leader: boolean;
+}
+
+export interface RunningCluster {
+  members: RunningMember[];
+  /** The member every member names as leader now, or null when they disagree or one does not answer. */
+  currentLeader(): Promise<string | null>;
 }
 
 /** How a started Node server runs: extra node flags (--cpu-prof ...) and a reader of its stdout. */
@@ -75,18 +97,18 @@ export function externalTarget(endpoints: readonly string[]): Target {
     kind: "external",
     profilable: false,
     unsupported: () => null,
-    start: async () => ({ endpoints: [...endpoints], pid: null, stop: async () => {} }),
+    start: async () => ({ endpoints: [...endpoints], pid: null, cluster: null, stop: async () => {} }),
   };
 }
 
-interface ManagedChild {
+export interface ManagedChild {
   child: ChildProcess;
   stderr: () => string;
   exited: Promise<void>;
   stop: () => Promise<void>;
 }
 
-function manage(child: ChildProcess, options: StartOptions, cleanup: () => void): ManagedChild {
+export function manage(child: ChildProcess, options: StartOptions, cleanup: () => void): ManagedChild {
   let stderr = "";
   child.stderr?.on("data", (chunk: Buffer) => {
     if (stderr.length < stderrKeptBytesMax) stderr += chunk.toString();
@@ -130,7 +152,7 @@ export function whyItExited(stderr: string): string {
 }
 
 /** Waits until `url`/health says healthy, failing early if the process exits. */
-async function waitHealthy(name: string, managed: ManagedChild, clientUrl: string): Promise<void> {
+export async function waitHealthy(name: string, managed: ManagedChild, clientUrl: string): Promise<void> {
   const deadline = Date.now() + targetStartTimeoutMs;
   for (;;) {
     if (managed.child.exitCode !== null || managed.child.signalCode !== null) {
@@ -180,6 +202,11 @@ async function etcdFlags(
   return { flags, dataDir, clientUrl, endpoint: `127.0.0.1:${clientPort}` };
 }
 
+/** The etcd the bench runs: $ETCD_BIN or `etcd` from PATH. */
+export function etcdBinary(): string {
+  return process.env.ETCD_BIN ?? "etcd";
+}
+
 /** A real etcd from PATH (or $ETCD_BIN), with etcd's defaults otherwise. */
 export function etcdTarget(): Target {
   return {
@@ -189,7 +216,7 @@ export function etcdTarget(): Target {
     unsupported: () => null,
     start: async (options) => {
       const { flags, dataDir, clientUrl, endpoint } = await etcdFlags("etcd");
-      const binary = process.env.ETCD_BIN ?? "etcd";
+      const binary = etcdBinary();
       const child = spawn(binary, flags, { stdio: ["ignore", "ignore", "pipe"] });
       const managed = manage(child, options, () => rmSync(dataDir, { recursive: true, force: true }));
       await new Promise((resolve) => setImmediate(resolve));
@@ -198,44 +225,47 @@ export function etcdTarget(): Target {
         throw new BenchError("BENCH_TARGET_START", `cannot start ${binary}: is etcd installed and on PATH?`);
       }
       await waitHealthy("etcd", managed, clientUrl);
-      return { endpoints: [endpoint], pid: child.pid, stop: managed.stop };
+      return { endpoints: [endpoint], pid: child.pid, cluster: null, stop: managed.stop };
     },
   };
 }
 
 /** `node` with tsx when the entry is TypeScript (we run from source), so children work either way. */
-function nodeArgsFor(entryPath: string): string[] {
+export function nodeArgsFor(entryPath: string): string[] {
   if (!entryPath.endsWith(".ts")) return [entryPath];
   return ["--import", import.meta.resolve("tsx"), entryPath];
 }
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 
-/**
- * The etcd-ts server, started exactly like etcd (it takes etcd's flags). Its entry point is
- * $ETCD_TS_ENTRY or src/bin/etcd-ts.ts; until that exists, choosing this target is a clear error.
- */
-export function etcdTsTarget(): Target {
+/** The etcd-ts server's entry point: $ETCD_TS_ENTRY or src/bin/etcd-ts.ts; a clear error when missing. */
+export function etcdTsEntry(): string {
   const entry = process.env.ETCD_TS_ENTRY ?? join(repoRoot, "src", "bin", "etcd-ts.ts");
+  if (!existsSync(entry)) {
+    throw new BenchError(
+      "BENCH_TARGET_START",
+      `etcd-ts server entry point not found: ${entry} (set ETCD_TS_ENTRY)`,
+    );
+  }
+  return entry;
+}
+
+/** The etcd-ts server, started exactly like etcd (it takes etcd's flags). */
+export function etcdTsTarget(): Target {
   return {
     name: "etcd-ts",
     kind: "etcd-ts",
     profilable: true,
     unsupported: () => null,
     start: async (options) => {
-      if (!existsSync(entry)) {
-        throw new BenchError(
-          "BENCH_TARGET_START",
-          `etcd-ts server entry point not found: ${entry} (set ETCD_TS_ENTRY)`,
-        );
-      }
+      const entry = etcdTsEntry();
       const { flags, dataDir, clientUrl, endpoint } = await etcdFlags("etcd-ts");
       const child = spawn(process.execPath, [...options.nodeFlags, ...nodeArgsFor(entry), ...flags], {
         stdio: ["ignore", options.stdoutLine === null ? "ignore" : "pipe", "pipe"],
       });
       const managed = manage(child, options, () => rmSync(dataDir, { recursive: true, force: true }));
       await waitHealthy("etcd-ts", managed, clientUrl);
-      return { endpoints: [endpoint], pid: child.pid ?? null, stop: managed.stop };
+      return { endpoints: [endpoint], pid: child.pid ?? null, cluster: null, stop: managed.stop };
     },
   };
 }
@@ -286,7 +316,7 @@ export function nullTarget(): Target {
           `the no-op server did not start: ${whyItExited(managed.stderr())}`,
         );
       }
-      return { endpoints: [endpoint], pid: child.pid ?? null, stop: managed.stop };
+      return { endpoints: [endpoint], pid: child.pid ?? null, cluster: null, stop: managed.stop };
     },
   };
 }

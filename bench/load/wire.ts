@@ -271,3 +271,23 @@ export class TxnPutTemplate {
     return new TxnPutTemplate(this.frame.clone(), this.keySuffixOffsets);
   }
 }
+
+export interface StatusSummary {
+  /** The answering member's id (from the response header). */
+  memberId: bigint;
+  /** The leader as that member sees it; 0n when it knows none. */
+  leaderId: bigint;
+  raftTerm: number;
+  isLearner: boolean;
+}
+
+/** The fields of a Maintenance.Status answer the cluster bench reads to find the leader. */
+export function readStatusResponse(response: Uint8Array): StatusSummary {
+  const decoded = etcdserverpb.StatusResponse.decode(response);
+  return {
+    memberId: decoded.header?.memberId ?? 0n,
+    leaderId: decoded.leader,
+    raftTerm: decoded.raftTerm,
+    isLearner: decoded.isLearner,
+  };
+}

@@ -431,6 +431,9 @@ export function renderHtml(summary: BenchSummary): string {
       : `${workload.durationSeconds} s`,
     `key ${workload.keySizeBytes} B after prefix ${JSON.stringify(workload.prefix)}, value ${workload.valueSizeBytes} B`,
     `generator transport ${workload.transport}`,
+    ...(workload.clusterSize === null
+      ? []
+      : [`started servers run as ${workload.clusterSize}-member clusters, the load sent to each leader`]),
   ].join(", ");
   const sections = summary.targets.map((target) => {
     const verdict = target.verdict === null ? "" : `<h3>check perf verdict</h3>${pre(target.verdict.lines)}`;

@@ -76,6 +76,38 @@ export interface TargetSummary {
   };
   /** --profile: where the server's CPU went in the timed phase; null when not profiled. */
   profile: ProfileReport | null;
+  /**
+   * --cluster: the members. Then `server.cpuSeconds` and `server.cpuMicrosPerRequest` are summed over
+   * every member's process (all threads), and `server.pid`, `server.peakRssBytes` and `server.memory`
+   * are the leader's (the member the load reached). Null for a single server.
+   */
+  cluster: ClusterSummary | null;
+}
+
+export interface ClusterSummary {
+  size: number;
+  /** The leader when the timed phase began (the load went to it). */
+  leader: string;
+  /** The leader the members named when the timed phase ended; null when they did not agree then. */
+  leaderAfter: string | null;
+  /** Leader first, then the followers in name order. */
+  members: MemberSummary[];
+}
+
+export interface MemberSummary {
+  name: string;
+  /** Member id in hex, as etcdctl prints it. */
+  idHex: string;
+  endpoint: string;
+  pid: number;
+  leader: boolean;
+  /** CPU seconds (user + system, all threads) in the timed phase; null when the process was gone. */
+  cpuSeconds: number | null;
+  /** This member's CPU per request the cluster acknowledged, in µs. */
+  cpuMicrosPerRequest: number | null;
+  /** VmHWM at the end of the timed phase, and after the cleanup. */
+  peakRssBytes: number | null;
+  peakRssAfterCleanupBytes: number | null;
 }
 
 /** A started server's RSS through the timed phase (see bench/load/procStats.ts RssSampler). */
@@ -107,6 +139,8 @@ export interface WorkloadSummary {
   /** watch-latency's watch streams and watchers per stream; null for the other workloads. */
   streams: number | null;
   watchersPerStream: number | null;
+  /** --cluster: members per started cluster; null when single servers ran. */
+  clusterSize: number | null;
 }
 
 export interface BenchSummary {

@@ -1,4 +1,4 @@
-import type { BenchSummary, SeriesSummary, TargetSummary } from "./summary.js";
+import type { BenchSummary, ClusterSummary, SeriesSummary, TargetSummary } from "./summary.js";
 
 /** Plain-text tables for stdout: the percentile table per target and all targets side by side. */
 
@@ -65,17 +65,22 @@ export function targetLines(target: TargetSummary): string[] {
   if (target.skipped !== null) return [`skipped: ${target.skipped}`];
   const lines = target.series.map(countsLine);
   lines.push(...percentileTable(target.series));
+  const cluster = target.cluster;
   const cpu =
     target.server.cpuMicrosPerRequest === null
-      ? "server CPU n/a (external endpoint)"
-      : `server CPU ${target.server.cpuMicrosPerRequest.toFixed(1)} µs per acknowledged request`;
+      ? cluster === null
+        ? "server CPU n/a (external endpoint)"
+        : "server CPU n/a (a member's process was gone when the timed phase ended)"
+      : `server CPU ${target.server.cpuMicrosPerRequest.toFixed(1)} µs per acknowledged request` +
+        (cluster === null ? "" : ` (all ${cluster.size} members' processes, all threads)`);
   const rss =
     target.server.peakRssBytes === null
       ? ""
-      : `, peak RSS ${(target.server.peakRssBytes / mebibyte).toFixed(1)} MiB`;
+      : `, ${cluster === null ? "" : "leader's "}peak RSS ${(target.server.peakRssBytes / mebibyte).toFixed(1)} MiB`;
   lines.push(`${cpu}${rss}; generator CPU ${target.generator.cpuMicrosPerRequest.toFixed(1)} µs per request`);
   const memory = memoryLine(target);
-  if (memory !== null) lines.push(memory);
+  if (memory !== null) lines.push(cluster === null ? memory : memory.replace(/^server RSS/, "leader's RSS"));
+  if (cluster !== null) lines.push(...clusterLines(cluster));
   if (target.profile !== null) {
     lines.push("note: profiled run (--cpu-prof): the server CPU above includes the profiler's overhead");
   }
@@ -83,6 +88,51 @@ export function targetLines(target: TargetSummary): string[] {
     lines.push("note: the generator's queue filled up at times (the target fell behind the requested rate)");
   }
   return lines;
+}
+
+/** A cluster's leader (and whether it kept the lead) and its members' CPU and peak RSS. */
+export function clusterLines(cluster: ClusterSummary): string[] {
+  const leader = cluster.members.find((member) => member.leader);
+  const where = leader === undefined ? cluster.leader : `${cluster.leader} (${leader.endpoint})`;
+  const kept =
+    cluster.leaderAfter === cluster.leader
+      ? "it was still the leader when the timed phase ended"
+      : cluster.leaderAfter === null
+        ? "WARNING: the members did not agree on a leader when the timed phase ended"
+        : `WARNING: the leader changed to ${cluster.leaderAfter} during the timed phase`;
+  const rows: string[][] = [
+    ["member", "id", "role", "pid", "CPU s", "µs/req", "peak RSS MiB", "after cleanup MiB"],
+  ];
+  for (const member of cluster.members) {
+    rows.push([
+      member.name,
+      member.idHex,
+      member.leader ? "leader" : "follower",
+      String(member.pid),
+      formatNumber(member.cpuSeconds, 2),
+      formatNumber(member.cpuMicrosPerRequest, 1),
+      formatNumber(member.peakRssBytes === null ? null : member.peakRssBytes / mebibyte, 1),
+      formatNumber(
+        member.peakRssAfterCleanupBytes === null ? null : member.peakRssAfterCleanupBytes / mebibyte,
+        1,
+      ),
+    ]);
+  }
+  return [
+    `cluster of ${cluster.size} members; load sent to the leader ${where}; ${kept}`,
+    ...alignColumns(rows),
+  ];
+}
+
+/** Each member's peak RSS in MiB, leader first ("93.1/80.2/79.9"); a single server's peak. */
+function peakRssCell(target: TargetSummary): string {
+  if (target.cluster === null) {
+    const peak = target.server.peakRssBytes;
+    return formatNumber(peak === null ? null : peak / mebibyte, 1);
+  }
+  return target.cluster.members
+    .map((member) => formatNumber(member.peakRssBytes === null ? null : member.peakRssBytes / mebibyte, 1))
+    .join("/");
 }
 
 /**
@@ -149,7 +199,7 @@ export function comparisonTable(summary: BenchSummary): string[] {
       formatMs(series.latencyMs.max),
       String(series.failed),
       formatNumber(target.server.cpuMicrosPerRequest, 1),
-      formatNumber(target.server.peakRssBytes === null ? null : target.server.peakRssBytes / mebibyte, 1),
+      peakRssCell(target),
       formatNumber(growthKibPerRequest(target), 2),
       target.generator.cpuMicrosPerRequest.toFixed(1),
       formatRatio(comparison?.requestsPerSecondRatio ?? null),
@@ -157,5 +207,11 @@ export function comparisonTable(summary: BenchSummary): string[] {
       formatRatio(comparison?.cpuPerRequestRatio ?? null),
     ]);
   }
-  return alignColumns(rows);
+  const table = alignColumns(rows);
+  if (summary.targets.some((target) => target.cluster !== null)) {
+    table.push(
+      "clusters: server µs/req is every member's CPU summed per acknowledged request; peak RSS per member, leader first",
+    );
+  }
+  return table;
 }

@@ -53,6 +53,7 @@ function target(name: string, kind: string, entries: SeriesSummary[]): TargetSum
     generator: { cpuMicrosPerRequest: 50, blocked: false },
     keyspace: { revisionBefore: "1", deleteRevision: "2", deleted: "1" },
     profile: null,
+    cluster: null,
   };
 }
 
@@ -76,6 +77,7 @@ function summaryOf(targets: TargetSummary[]): BenchSummary {
       transport: "http2",
       streams: null,
       watchersPerStream: null,
+      clusterSize: null,
     },
     targets,
     comparison: [],

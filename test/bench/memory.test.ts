@@ -127,6 +127,7 @@ function targetWithMemory(
     generator: { cpuMicrosPerRequest: 50, blocked: false },
     keyspace: { revisionBefore: null, deleteRevision: null, deleted: null },
     profile: null,
+    cluster: null,
   };
 }
 
