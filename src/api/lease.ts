@@ -48,6 +48,10 @@ function serveKeepAlive(
   server: LeaseServer,
   call: grpc.ServerDuplexStream<etcdserverpb.LeaseKeepAliveRequest, etcdserverpb.LeaseKeepAliveResponseInit>,
 ): void {
+  if ((server as { isLearner?: boolean }).isLearner === true) {
+    call.emit("error", toGrpcStatus(new EtcdError("NotSupportedForLearner")));
+    return;
+  }
   if (requireLeaderFails(server, call.metadata)) {
     call.emit("error", toGrpcStatus(new EtcdError("NoLeader")));
     return;

@@ -193,7 +193,11 @@ export function createWatchService(options: WatchServiceOptions): WatchServiceHa
     Watch(call) {
       const refused = options.admitStream?.(call.metadata) ?? null;
       const requireLeader = wantsLeader(call.metadata);
-      const error = refused ?? (requireLeader && server.leader === 0n ? new EtcdError("NoLeader") : null);
+      const learner = (server as { isLearner?: boolean }).isLearner === true;
+      const error =
+        refused ??
+        (learner ? new EtcdError("NotSupportedForLearner") : null) ??
+        (requireLeader && server.leader === 0n ? new EtcdError("NoLeader") : null);
       if (error !== null) {
         new CallTransport(call, preFramed).abort(error.grpcCode, error.message);
         return;

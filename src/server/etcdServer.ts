@@ -180,6 +180,8 @@ export class EtcdServer implements EtcdServerApi {
   /** Database files received with MsgSnap, by snapshot index, until raft hands that snapshot out. */
   private readonly receivedSnapshots = new Map<number, string>();
   private removed = false;
+  /** Peer messages are dropped until start() (etcd starts its raft node there); raft retries them. */
+  private running = false;
 
   constructor(options: EtcdServerOptions) {
     this.memberId = options.memberId;
@@ -280,6 +282,7 @@ export class EtcdServer implements EtcdServerApi {
   }
 
   start(): void {
+    this.running = true;
     this.loop.start();
     this.sweeper = setInterval(() => {
       this.waiters.expire(() => new EtcdError("Timeout"));
@@ -465,7 +468,7 @@ export class EtcdServer implements EtcdServerApi {
 
   /** A raft message from a peer (with MsgSnap, its database file, already durable). */
   step(message: Message, snapshot?: ReceivedSnapshot): void {
-    if (this.stopped) return;
+    if (this.stopped || !this.running) return;
     if (message.type === MessageType.Snap && snapshot !== undefined) {
       this.receivedSnapshots.set(snapshot.index, snapshot.path);
     }
