@@ -83,6 +83,11 @@ export function targetLines(target: TargetSummary): string[] {
   if (cluster !== null) lines.push(...clusterLines(cluster));
   if (target.profile !== null) {
     lines.push("note: profiled run (--cpu-prof): the server CPU above includes the profiler's overhead");
+    if (cluster !== null) {
+      lines.push(
+        `note: every member ran under --cpu-prof; the profile below is the leader's (${cluster.leader}), the followers' files are beside it`,
+      );
+    }
   }
   if (target.generator.blocked) {
     lines.push("note: the generator's queue filled up at times (the target fell behind the requested rate)");

@@ -335,7 +335,7 @@ function alive(pid: number): boolean {
   }
 }
 
-describe("npm run bench -- --cluster 3 --compare-etcd (a real etcd 3.4 cluster)", () => {
+describe("npm run bench -- --cluster 3 --compare-etcd --compare-etcd-ts --profile", () => {
   let outDir: string;
   let run: { code: number | null; stdout: string; stderr: string };
   let summary: BenchSummary;
@@ -346,6 +346,8 @@ describe("npm run bench -- --cluster 3 --compare-etcd (a real etcd 3.4 cluster)"
       "--cluster",
       "3",
       "--compare-etcd",
+      "--compare-etcd-ts",
+      "--profile",
       "--load",
       "s",
       "--duration",
@@ -357,46 +359,75 @@ describe("npm run bench -- --cluster 3 --compare-etcd (a real etcd 3.4 cluster)"
   });
   after(() => rmSync(outDir, { recursive: true, force: true }));
 
-  it("runs check perf against the leader and passes", () => {
+  it("runs check perf against each cluster's leader, one cluster after the other, and passes", () => {
     assert.equal(run.code, 0, run.stderr + run.stdout);
-    assert.match(run.stdout, /^PASS: Throughput is \d+ writes\/s$/m);
-    assert.match(run.stdout, /^cluster of 3 members; load sent to the leader infra\d \(127\.0\.0\.1:\d+\)/m);
     assert.equal(summary.workload.clusterSize, 3);
-    const target = summary.targets[0]!;
-    assert.equal(target.name, "etcd x3");
-    const cluster = target.cluster;
-    assert.ok(cluster !== null);
-    assert.equal(cluster.members.length, 3);
-    assert.equal(cluster.members.filter((member) => member.leader).length, 1);
-    const leader = cluster.members[0]!;
-    assert.ok(leader.leader, "the leader is listed first");
-    assert.equal(cluster.leader, leader.name);
-    assert.equal(cluster.leaderAfter, leader.name, "no election during a 2 s run on a quiet cluster");
-    assert.deepEqual(target.endpoints, [leader.endpoint], "the load went to the leader only");
-    assert.equal(target.server.pid, leader.pid);
-    assert.equal(new Set(cluster.members.map((member) => member.idHex)).size, 3);
-    assert.ok(cluster.members.every((member) => /^[0-9a-f]+$/.test(member.idHex)));
+    assert.deepEqual(
+      summary.targets.map((target) => target.name),
+      ["etcd x3", "etcd-ts x3"],
+    );
+    const lines = run.stdout.split("\n");
+    assert.ok(lines.indexOf("== etcd x3 ==") < lines.indexOf("== etcd-ts x3 =="));
+    assert.equal(lines.filter((line) => /^PASS: Throughput is \d+ writes\/s$/.test(line)).length, 2);
+    assert.ok(lines.some((line) => line.startsWith("clusters: server µs/req is every member's CPU summed")));
+    const etcdMembers = summary.targets[0]!.cluster!.members.map((member) => member.pid);
+    const etcdTsMembers = summary.targets[1]!.cluster!.members.map((member) => member.pid);
+    assert.equal(new Set([...etcdMembers, ...etcdTsMembers]).size, 6, "six distinct member processes");
+    for (const target of summary.targets) {
+      const cluster = target.cluster;
+      assert.ok(cluster !== null, target.name);
+      assert.equal(cluster.members.length, 3);
+      assert.equal(cluster.members.filter((member) => member.leader).length, 1);
+      const leader = cluster.members[0]!;
+      assert.ok(leader.leader, "the leader is listed first");
+      assert.equal(cluster.leader, leader.name);
+      assert.equal(cluster.leaderAfter, leader.name, `${target.name}: no election during a 2 s run`);
+      assert.deepEqual(target.endpoints, [leader.endpoint], "the load went to the leader only");
+      assert.equal(target.server.pid, leader.pid);
+      assert.equal(new Set(cluster.members.map((member) => member.idHex)).size, 3);
+      assert.ok(cluster.members.every((member) => /^[0-9a-f]+$/.test(member.idHex)));
+    }
   });
 
   it("sums every member's CPU and reads each member's peak RSS, then stops them all", () => {
-    const target = summary.targets[0]!;
-    const cluster = target.cluster!;
-    const series = target.series[0]!;
-    assert.equal(series.failed, 0);
-    assert.equal(target.keyspace.deleted, String(series.succeeded), "every acknowledged put was cleaned up");
-    let total = 0;
-    for (const member of cluster.members) {
-      assert.ok(member.cpuSeconds !== null && member.cpuSeconds > 0, `${member.name} used CPU`);
-      total += member.cpuSeconds;
-      assert.ok(member.peakRssBytes !== null && member.peakRssBytes > mib, `${member.name} has a peak RSS`);
-      assert.ok(member.peakRssAfterCleanupBytes! >= member.peakRssBytes);
-      assert.ok(!alive(member.pid), `${member.name} (pid ${member.pid}) was stopped`);
+    for (const target of summary.targets) {
+      const cluster = target.cluster!;
+      const series = target.series[0]!;
+      assert.equal(series.failed, 0);
+      assert.equal(
+        target.keyspace.deleted,
+        String(series.succeeded),
+        "every acknowledged put was cleaned up",
+      );
+      let total = 0;
+      for (const member of cluster.members) {
+        const name = `${target.name} ${member.name}`;
+        assert.ok(member.cpuSeconds !== null && member.cpuSeconds > 0, `${name} used CPU`);
+        total += member.cpuSeconds;
+        assert.ok(member.peakRssBytes !== null && member.peakRssBytes > mib, `${name} has a peak RSS`);
+        assert.ok(member.peakRssAfterCleanupBytes! >= member.peakRssBytes);
+        assert.ok(!alive(member.pid), `${name} (pid ${member.pid}) was stopped`);
+      }
+      assert.ok(Math.abs(target.server.cpuSeconds! - total) < 1e-9, "server CPU is the members' sum");
+      assert.ok(
+        Math.abs(target.server.cpuMicrosPerRequest! - (total * 1e6) / series.succeeded) < 1e-6,
+        "per acknowledged write",
+      );
+      assert.ok(total > cluster.members[0]!.cpuSeconds!, "followers' CPU is counted too");
     }
-    assert.ok(Math.abs(target.server.cpuSeconds! - total) < 1e-9, "server CPU is the members' sum");
-    assert.ok(
-      Math.abs(target.server.cpuMicrosPerRequest! - (total * 1e6) / series.succeeded) < 1e-6,
-      "per acknowledged write",
+  });
+
+  it("profiles the etcd-ts leader (every member ran under --cpu-prof; the report reads the leader's)", () => {
+    const etcdTs = summary.targets[1]!;
+    const leaderPid = etcdTs.cluster!.members[0]!.pid;
+    const profile = etcdTs.profile;
+    assert.ok(profile !== null && profile.main !== null, "the leader wrote a main-thread profile");
+    assert.ok(profile.files.length > 0);
+    for (const file of profile.files) assert.equal(file.split(".")[3], String(leaderPid), file);
+    assert.equal(summary.targets[0]!.profile, null, "etcd is not a Node server");
+    assert.match(
+      run.stdout,
+      /note: every member ran under --cpu-prof; the profile below is the leader's \(infra\d\)/,
     );
-    assert.ok(total > cluster.members[0]!.cpuSeconds!, "followers' CPU is counted too");
   });
 });
