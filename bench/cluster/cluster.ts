@@ -38,6 +38,11 @@ const statusTimeoutMs = 1_000;
 const leaderPollIntervalMs = 100;
 /** Dial deadline of the Status connections (the members already answered /health). */
 const statusDialTimeoutMs = 2_000;
+/**
+ * Consecutive Status rounds that must name the same leader before the load starts: a member that just
+ * joined can still call an election, and the load must reach the member that stays leader.
+ */
+export const leaderStableRounds = 3;
 
 export interface MemberPlan {
   name: string;
@@ -128,9 +133,33 @@ interface ClusterSpec {
   command: () => MemberCommand;
 }
 
-/** The running members, so a failed start can stop those already running. */
-async function stopMembers(managed: readonly ManagedChild[]): Promise<void> {
-  await Promise.all(managed.map((member) => member.stop()));
+/**
+ * Stops the members one at a time, whichever is leader first. A leader asked to stop hands its
+ * leadership to a follower before it exits (etcd's graceful stop; etcd-ts does the same) and waits
+ * for that up to etcd's request timeout (7 s with the default 1 s election timeout): stopped together
+ * with its followers it waits the whole time for peers that are gone, each run, for each cluster.
+ * Stopped while its followers run, it hands over at once. `clients` (Status connections by member
+ * name) are null when the start failed before they were opened: then the members stop in order.
+ */
+async function stopMembers(
+  names: readonly string[],
+  managed: readonly ManagedChild[],
+  clients: ReadonlyMap<string, grpc.Client> | null,
+): Promise<void> {
+  const remaining = names.map((_name, index) => index);
+  while (remaining.length > 0) {
+    let next = 0;
+    if (clients !== null && remaining.length > 1) {
+      const asked = new Map(remaining.map((index) => [names[index]!, clients.get(names[index]!)!]));
+      const leader = pickLeader(await statusRound(asked));
+      next = Math.max(
+        0,
+        remaining.findIndex((index) => names[index] === leader),
+      );
+    }
+    const [index] = remaining.splice(next, 1);
+    await managed[index!]!.stop();
+  }
 }
 
 async function planMembers(spec: ClusterSpec): Promise<MemberPlan[]> {
@@ -149,12 +178,19 @@ async function planMembers(spec: ClusterSpec): Promise<MemberPlan[]> {
   return plans;
 }
 
-/** Polls Status on every member until they agree on a leader, or fails after the start timeout. */
+/**
+ * Polls Status on every member until they agree on the same leader `leaderStableRounds` rounds in a
+ * row, or fails after the start timeout.
+ */
 async function awaitLeader(spec: ClusterSpec, clients: ReadonlyMap<string, grpc.Client>): Promise<string> {
   const deadline = Date.now() + targetStartTimeoutMs;
+  let candidate: string | null = null;
+  let rounds = 0;
   for (;;) {
     const leader = pickLeader(await statusRound(clients));
-    if (leader !== null) return leader;
+    rounds = leader !== null && leader === candidate ? rounds + 1 : 1;
+    candidate = leader;
+    if (candidate !== null && rounds >= leaderStableRounds) return candidate;
     if (Date.now() > deadline) {
       throw new BenchError(
         "BENCH_TARGET_START",
@@ -173,6 +209,25 @@ async function startCluster(spec: ClusterSpec, options: StartOptions): Promise<R
   let leaderName: string | null = null;
   const stdoutLine = options.stdoutLine;
   const managed: ManagedChild[] = [];
+  // A bench that exits while members run (an interrupt during the start, a crash) must not leave
+  // them behind: the stop() path below covers every orderly end.
+  const killOnExit = (): void => {
+    for (const { child } of managed) {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    }
+    for (const plan of plans) rmSync(plan.dataDir, { recursive: true, force: true });
+  };
+  process.once("exit", killOnExit);
+  let clients: Map<string, grpc.Client> | null = null;
+  const stopAll = async (): Promise<void> => {
+    await stopMembers(
+      plans.map((plan) => plan.name),
+      managed,
+      clients,
+    );
+    if (clients !== null) closeConnections([...clients.values()]);
+    process.off("exit", killOnExit);
+  };
   for (const [index, plan] of plans.entries()) {
     const child = spawn(command.file, [...command.args(options), ...flags[index]!], {
       stdio: ["ignore", command.node && stdoutLine !== null ? "pipe" : "ignore", "pipe"],
@@ -188,7 +243,6 @@ async function startCluster(spec: ClusterSpec, options: StartOptions): Promise<R
     };
     managed.push(manage(child, memberOptions, () => rmSync(plan.dataDir, { recursive: true, force: true })));
   }
-  let clients: Map<string, grpc.Client> | null = null;
   try {
     await new Promise((resolve) => setImmediate(resolve));
     const missing = managed.findIndex((member) => member.child.pid === undefined);
@@ -199,13 +253,14 @@ async function startCluster(spec: ClusterSpec, options: StartOptions): Promise<R
     await Promise.all(
       plans.map((plan, index) => waitHealthy(`${spec.name} ${plan.name}`, managed[index]!, plan.clientUrl)),
     );
-    clients = new Map();
+    const opened = new Map<string, grpc.Client>();
+    clients = opened;
     for (const plan of plans) {
       const [client] = await openConnections([plan.endpoint], 1, statusDialTimeoutMs);
-      clients.set(plan.name, client!);
+      opened.set(plan.name, client!);
     }
-    leaderName = await awaitLeader(spec, clients);
-    const statuses = await statusRound(clients);
+    leaderName = await awaitLeader(spec, opened);
+    const statuses = await statusRound(opened);
     const members: RunningMember[] = plans.map((plan, index) => ({
       name: plan.name,
       idHex: statuses.find((entry) => entry.name === plan.name)?.status?.memberId.toString(16) ?? "",
@@ -214,23 +269,13 @@ async function startCluster(spec: ClusterSpec, options: StartOptions): Promise<R
       leader: plan.name === leaderName,
     }));
     const leader = members.find((member) => member.leader)!;
-    const statusClients = clients;
     const cluster: RunningCluster = {
       members,
-      currentLeader: async () => pickLeader(await statusRound(statusClients)),
+      currentLeader: async () => pickLeader(await statusRound(opened)),
     };
-    return {
-      endpoints: [leader.endpoint],
-      pid: leader.pid,
-      cluster,
-      stop: async () => {
-        closeConnections([...statusClients.values()]);
-        await stopMembers(managed);
-      },
-    };
+    return { endpoints: [leader.endpoint], pid: leader.pid, cluster, stop: stopAll };
   } catch (error) {
-    if (clients !== null) closeConnections([...clients.values()]);
-    await stopMembers(managed);
+    await stopAll();
     throw error;
   }
 }
