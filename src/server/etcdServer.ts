@@ -116,6 +116,8 @@ export interface PeerControl {
 const HEALTH_INTERVAL_MS = 5000;
 /** etcd's readyPercent: a learner is promotable once its match index reaches 90% of the leader's. */
 const LEARNER_READY_PERCENT = 0.9;
+/** How often a configuration change refused for a pending one is proposed again. */
+const CONF_CHANGE_RETRY_MS = 10;
 /** etcd's maxLearners. */
 const LEARNERS_MAX = 1;
 
@@ -773,10 +775,22 @@ export class EtcdServer implements EtcdServerApi {
     const id = this.nextRequestId();
     const change: ConfChange = { ...cc, id };
     const applied = this.waiters.wait(id);
-    try {
-      this.node.proposeConfChange(change);
-    } catch (error) {
-      this.waiters.fail(id, this.proposalError(error));
+    // Raft takes one configuration change at a time: until the previous one is applied (raft learns that
+    // at the end of the Ready that applied it), a new one is refused. Retry until then, within the
+    // request timeout, rather than fail a change that is merely early.
+    const deadline = Date.now() + this.requestTimeoutMs;
+    for (;;) {
+      try {
+        this.node.proposeConfChange(change);
+        break;
+      } catch (error) {
+        const retry = isRaftError(error, RaftErrorCode.ProposalDropped) && this.leaderId !== 0n;
+        if (!retry || Date.now() > deadline || this.stopped || !this.waiters.has(id)) {
+          this.waiters.fail(id, this.proposalError(error));
+          break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, CONF_CHANGE_RETRY_MS));
+      }
     }
     this.loop.kick();
     const result = await applied;
