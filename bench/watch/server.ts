@@ -1,7 +1,7 @@
 /**
  * The watch bench's etcd-ts server: the store double with the watch hub (test/watch/watchServer.ts) in a
  * process of its own, so that its RSS and CPU are its own. Prints "READY <host:port>" on stdout, stops
- * on SIGTERM. Until the member is wired (issue 9), this is etcd-ts's watch path without raft and WAL.
+ * on SIGTERM. The watch path without raft and WAL (target `etcd-ts` runs the real member).
  *
  *   node --import tsx bench/watch/server.ts --fanout worker|inline|auto
  */

@@ -4,11 +4,12 @@
  *
  *   node --import tsx bench/watch/watch.bench.ts [--quick] [--targets a,b,...] [--watchers 1,1000,10000]
  *
- * Targets: `worker`, `inline`, `auto` (the etcd-ts watch hub on the store double, fan-out mode as named,
- * each in a child process of its own) and `etcd` (a real etcd 3.4.23 from $ETCD_BIN or PATH, loopback,
- * temp dir), or `external` (a running server: --endpoint host:port, --pid N for its RSS; the member once
- * it serves Watch). Default: worker,inline,etcd. The etcd-ts double has no raft or WAL yet: its put latency is
- * lower than a member's will be; the event path after the store applies a put is the real one.
+ * Targets: `etcd-ts` (a real etcd-ts member: the bin, src/bin/etcd-ts.ts, with raft, WAL and lmdb, in a
+ * child process of its own, started as test/support/etcdTs.ts does: loopback, free ports, temp data dir),
+ * `etcd` (a real etcd 3.4.23 from $ETCD_BIN or PATH, loopback, temp dir), `worker`, `inline`, `auto` (the
+ * etcd-ts watch hub on the store double, no raft or WAL, fan-out mode as named, each in a child process:
+ * isolates the watch path from the write path), or `external` (a running server: --endpoint host:port,
+ * --pid N for its RSS). Default: etcd-ts,etcd (the member and the real etcd measured in the same run).
  *
  * Per target and watcher count: the watchers are spread over up to 100 streams on up to 10 connections
  * (etcd's benchmark `watch-latency` shape), all watching prefix "w/"; then
@@ -26,6 +27,7 @@ import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as hdr from "hdr-histogram-js";
 import { etcdserverpb } from "../../src/proto/index.js";
+import { startEtcdTs } from "../../test/support/etcdTs.js";
 import { startRealEtcd } from "../../test/support/realEtcd.js";
 import { channelOptions, methods, passThrough } from "../load/connections.js";
 
@@ -35,7 +37,7 @@ const option = (name: string): string | undefined => {
   const at = args.indexOf(name);
   return at >= 0 ? args[at + 1] : undefined;
 };
-const targetNames = (option("--targets") ?? "worker,inline,etcd").split(",");
+const targetNames = (option("--targets") ?? "etcd-ts,etcd").split(",");
 const watcherCounts = (option("--watchers") ?? "1,1000,10000").split(",").map(Number);
 const phaseSeconds = quick ? 2 : 8;
 /** Puts per second of the latency phase, by watcher count: kept well below each case's ceiling. */
@@ -91,6 +93,18 @@ async function startTarget(name: string): Promise<Server> {
     const etcd = await startRealEtcd();
     return { endpoint: etcd.endpoint, pid: etcd.process.pid as number, stop: () => etcd.stop() };
   }
+  if (name === "etcd-ts") {
+    const member = await startEtcdTs({ name: "bench" });
+    return {
+      endpoint: member.endpoint,
+      pid: member.process.pid as number,
+      async stop() {
+        const code = await member.stop();
+        if (code !== 0) throw new Error(`etcd-ts exited with ${code} on SIGTERM:\n${member.stderr()}`);
+      },
+    };
+  }
+  if (!["worker", "inline", "auto"].includes(name)) throw new Error(`unknown target ${name}`);
   return startDouble(name);
 }
 
