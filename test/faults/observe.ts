@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { callUnary, MaintenanceClient } from "../../src/proto/index.js";
-import type { ClusterTarget } from "../support/cluster.js";
+import type { Cluster } from "../support/cluster.js";
 
 /**
  * What a fault test asks a cluster: who leads, whether members agree, and whether their stores are equal
@@ -32,7 +32,7 @@ function client(endpoint: string): MaintenanceClient {
 }
 
 /** Status of each running member that answers in time (paused or cut-off members may not). */
-export async function statuses(target: ClusterTarget, names?: readonly string[]): Promise<MemberStatus[]> {
+export async function statuses(target: Cluster, names?: readonly string[]): Promise<MemberStatus[]> {
   const wanted = target.members.filter(
     (m) => (names ?? [m.name]).includes(m.name) && target.state(m.name) === "running",
   );
@@ -60,7 +60,7 @@ export async function statuses(target: ClusterTarget, names?: readonly string[])
   return answers.filter((status): status is MemberStatus => status !== null);
 }
 
-export function nameOf(target: ClusterTarget, id: bigint): string | undefined {
+export function nameOf(target: Cluster, id: bigint): string | undefined {
   return target.members.find((m) => m.id === id)?.name;
 }
 
@@ -69,7 +69,7 @@ export function nameOf(target: ClusterTarget, id: bigint): string | undefined {
  * `excluding`; resolves with its name.
  */
 export async function waitForLeader(
-  target: ClusterTarget,
+  target: Cluster,
   options: { among?: readonly string[]; excluding?: string; timeoutMs: number },
 ): Promise<string> {
   const among = options.among ?? target.members.map((m) => m.name);
@@ -92,7 +92,7 @@ export async function waitForLeader(
   }
 }
 
-function describe(target: ClusterTarget, list: readonly MemberStatus[]): string {
+function describe(target: Cluster, list: readonly MemberStatus[]): string {
   return list
     .map(
       (s) =>
@@ -105,7 +105,7 @@ function describe(target: ClusterTarget, list: readonly MemberStatus[]): string 
  * Waits until every member answers with the same leader, raft index and revision (nothing in flight),
  * then resolves with that revision.
  */
-export async function waitConverged(target: ClusterTarget, timeoutMs: number): Promise<number> {
+export async function waitConverged(target: Cluster, timeoutMs: number): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const list = await statuses(target);
@@ -130,7 +130,7 @@ export interface EndpointHash {
 }
 
 /** `etcdctl endpoint hashkv -w json` over every member (at `revision`, or each member's latest when 0). */
-export async function etcdctlHashKV(target: ClusterTarget, revision = 0): Promise<EndpointHash[]> {
+export async function etcdctlHashKV(target: Cluster, revision = 0): Promise<EndpointHash[]> {
   const { stdout } = await execFileAsync(
     "etcdctl",
     [

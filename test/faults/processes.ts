@@ -29,12 +29,18 @@ export class MemberProcess {
     private readonly command: string,
     private readonly args: readonly string[],
     private readonly env: NodeJS.ProcessEnv = process.env,
+    /** Working directory of the process (the repo root for the etcd-ts bin under tsx). */
+    private readonly cwd?: string,
   ) {}
 
   /** Starts (or starts again) the process; it must not be running. */
   start(): void {
     assert(this.state() === "exited", `member ${this.name} is already running`);
-    const child = spawn(this.command, [...this.args], { stdio: ["ignore", "ignore", "pipe"], env: this.env });
+    const child = spawn(this.command, [...this.args], {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: this.env,
+      ...(this.cwd === undefined ? {} : { cwd: this.cwd }),
+    });
     this.child = child;
     this.paused = false;
     child.stderr?.on("data", (chunk: Buffer) => {
@@ -86,6 +92,21 @@ export class MemberProcess {
     const timer = setTimeout(() => this.child?.kill("SIGKILL"), STOP_KILL_AFTER_MS);
     await this.exited;
     clearTimeout(timer);
+  }
+
+  /**
+   * Resolves once the process has exited by itself (e.g. a member that removed itself), with how it
+   * ended; rejects after `timeoutMs` if it is still running.
+   */
+  async waitExit(timeoutMs: number): Promise<string> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), timeoutMs);
+    });
+    const outcome = await Promise.race([this.exited.then(() => "exited" as const), timedOut]);
+    clearTimeout(timer);
+    if (outcome === "timeout") throw new Error(`member ${this.name} still running after ${timeoutMs} ms`);
+    return this.exitDescription();
   }
 
   exitDescription(): string {
