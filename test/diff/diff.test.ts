@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, it } from "node:test";
+import { runGrpcWatchScenario } from "./grpcWatch.js";
 import {
   compare,
   describeDifferences,
@@ -31,6 +32,7 @@ const allowList = loadAllowList(join(here, "allowlist.json"));
 const SCENARIOS: { file: string; targets: DiffTarget[] }[] = [
   { file: "kv.txt", targets: [etcdTsTarget, storeDoubleTarget] },
   { file: "lease.txt", targets: [etcdTsTarget] },
+  { file: "watch.txt", targets: [etcdTsTarget] },
 ];
 
 describe("differential: etcdctl scenarios against a real etcd 3.4.23 and etcd-ts layers", () => {
@@ -62,6 +64,25 @@ describe("differential: etcdctl scenarios against a real etcd 3.4.23 and etcd-ts
     });
   }
 
+  describe("watch over gRPC (grpcWatch.ts)", () => {
+    let reference: Awaited<ReturnType<typeof runGrpcWatchScenario>>;
+
+    before(async () => {
+      reference = await runGrpcWatchScenario(realEtcdTarget);
+    });
+
+    it(`${etcdTsTarget.name} answers as etcd, except allow-listed differences`, async () => {
+      const other = await runGrpcWatchScenario(etcdTsTarget);
+      const result = compare(reference.steps, reference.outputs, other.outputs, allowList, etcdTsTarget.name);
+      assert.equal(result.unexpected.length, 0, `differences:\n${describeDifferences(result.unexpected)}`);
+      assert.deepEqual(
+        result.stale.map((e) => e.command),
+        [],
+        "allow-list entries that no longer match a difference",
+      );
+    });
+  });
+
   it("the comparison catches a wrong answer (a target whose Put headers are one revision off)", async () => {
     const steps = parseScenario("put a 1\nput a 2 -w json\nget a -w json\n");
     const good = await runScenario(storeDoubleTarget, steps);
@@ -82,6 +103,26 @@ describe("differential: etcdctl scenarios against a real etcd 3.4.23 and etcd-ts
         [2, ["put", "a b", "c d"], undefined],
         [3, ["txn"], "x\n\ny\n"],
         [8, ["get", "--k=1 2"], undefined],
+      ],
+    );
+  });
+
+  it("parses background commands: `&NAME` starts one, `send NAME line` writes to it, `stop NAME` ends it", () => {
+    const steps = parseScenario(
+      "watch foo --prefix -w json &W1\nsend W1 watch 'a b' --rev=2\nstop W1\nput x y\n",
+    );
+    assert.deepEqual(
+      steps.map((s) => [s.args, s.background, s.send, s.stop]),
+      [
+        [["watch", "foo", "--prefix", "-w", "json"], "W1", undefined, undefined],
+        [
+          ["send", "W1", "watch", "a b", "--rev=2"],
+          undefined,
+          { name: "W1", line: "watch 'a b' --rev=2" },
+          undefined,
+        ],
+        [["stop", "W1"], undefined, undefined, "W1"],
+        [["put", "x", "y"], undefined, undefined, undefined],
       ],
     );
   });

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { etcdctl } from "./etcdctl.js";
+import { type BackgroundEtcdctl, etcdctl, spawnEtcdctl } from "./etcdctl.js";
 import type { DiffTarget } from "./targets.js";
 
 /**
@@ -18,6 +18,15 @@ import type { DiffTarget } from "./targets.js";
  *   EOF
  * Arguments split on spaces; single or double quotes group (no escapes inside quotes).
  *
+ * Long-running commands (etcdctl watch) run in the background while later steps write:
+ *   watch foo --prefix -w json &W1   (starts it as W1; waits WATCH_SETTLE_MS for its watch to be set up;
+ *                                     the step's own output is empty)
+ *   send W1 watch bar --prev-kv      (writes the rest of the line to W1's stdin, for `watch -i`; settles)
+ *   stop W1                          (waits until W1 printed nothing for OUTPUT_QUIET_MS, ends it with
+ *                                     SIGTERM unless it exited on its own; this step's output is
+ *                                     everything W1 printed, and its exit code)
+ * Every background command must be stopped by the scenario.
+ *
  * Ids a server picks (lease ids) are captured and reused: `lease grant 60 => L1` stores the hex id the
  * output names ("lease 694d7f5a3b2c1d0e granted ...") as L1; a later `$L1` in an argument or here-doc is
  * replaced by it in hex (as etcdctl's lease commands take it); in outputs the id (hex, or decimal in
@@ -33,6 +42,12 @@ export interface Step {
   stdin?: string;
   /** `=> NAME`: capture the id this step's output names, as NAME. */
   capture?: string;
+  /** `&NAME`: start the command in the background as NAME. */
+  background?: string;
+  /** `send NAME line`: the line to write to NAME's stdin. */
+  send?: { name: string; line: string };
+  /** `stop NAME`: end NAME; its output is this step's. */
+  stop?: string;
 }
 
 export function parseScenario(text: string): Step[] {
@@ -45,8 +60,15 @@ export function parseScenario(text: string): Step[] {
     let command = heredoc === null ? raw : raw.slice(0, heredoc.index);
     const capture = /\s*=>\s*([A-Za-z]\w*)$/.exec(command);
     if (capture !== null) command = command.slice(0, capture.index);
+    const background = /\s+&([A-Za-z]\w*)$/.exec(command);
+    if (background !== null) command = command.slice(0, background.index);
     const step: Step = { line: i + 1, text: raw, args: splitArgs(command) };
     if (capture !== null) step.capture = capture[1] as string;
+    if (background !== null) step.background = background[1] as string;
+    const send = /^send\s+([A-Za-z]\w*)\s+(.*)$/.exec(command);
+    if (send !== null) step.send = { name: send[1] as string, line: send[2] as string };
+    const stop = /^stop\s+([A-Za-z]\w*)$/.exec(command);
+    if (stop !== null) step.stop = stop[1] as string;
     if (heredoc !== null) {
       const body: string[] = [];
       i++;
@@ -205,6 +227,58 @@ export interface StepOutput {
   exitCode: number;
 }
 
+/**
+ * How long a background etcdctl is given to set up its watch before the next step writes: etcdctl prints
+ * nothing when its watch is created, and a write that lands first would be missed by one target and not
+ * the other. (Scenarios that can give an explicit --rev do, and then do not depend on it.)
+ */
+const WATCH_SETTLE_MS = 700;
+/** A background etcdctl is stopped once it printed nothing for this long: its events have arrived. */
+const OUTPUT_QUIET_MS = 400;
+/** Longest wait for a background etcdctl to go quiet (one that keeps printing is stopped anyway). */
+const STOP_WAIT_MS = 10_000;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function runStep(
+  endpoint: string,
+  step: Step,
+  substitute: (text: string) => string,
+  backgrounds: Map<string, BackgroundEtcdctl>,
+): Promise<StepOutput> {
+  const nothing: StepOutput = { stdout: "", stderr: "", exitCode: 0 };
+  if (step.send !== undefined) {
+    const background = backgrounds.get(step.send.name);
+    if (background === undefined)
+      throw new Error(`line ${step.line}: no background command ${step.send.name}`);
+    background.write(`${substitute(step.send.line)}\n`);
+    await sleep(WATCH_SETTLE_MS);
+    return nothing;
+  }
+  if (step.stop !== undefined) {
+    const background = backgrounds.get(step.stop);
+    if (background === undefined) throw new Error(`line ${step.line}: no background command ${step.stop}`);
+    const begun = Date.now();
+    while (
+      background.running() &&
+      Date.now() - begun < STOP_WAIT_MS &&
+      (Date.now() - begun < OUTPUT_QUIET_MS || Date.now() - background.lastOutputAt() < OUTPUT_QUIET_MS)
+    ) {
+      await sleep(50);
+    }
+    backgrounds.delete(step.stop);
+    return background.stop();
+  }
+  const args = step.args.map(substitute);
+  if (step.background !== undefined) {
+    if (backgrounds.has(step.background)) throw new Error(`line ${step.line}: ${step.background} is running`);
+    backgrounds.set(step.background, spawnEtcdctl(endpoint, args));
+    await sleep(WATCH_SETTLE_MS);
+    return nothing;
+  }
+  return etcdctl(endpoint, args, step.stdin === undefined ? undefined : substitute(step.stdin));
+}
+
 /** Runs every step of `steps` against a fresh instance of `target`; outputs normalised. */
 export async function runScenario(target: DiffTarget, steps: readonly Step[]): Promise<StepOutput[]> {
   const running = await target.start();
@@ -214,29 +288,33 @@ export async function runScenario(target: DiffTarget, steps: readonly Step[]): P
     const substitute = (text: string) =>
       text.replace(/\$([A-Za-z]\w*)/g, (whole, name: string) => captured.get(name)?.toString(16) ?? whole);
     const outputs: StepOutput[] = [];
-    for (const step of steps) {
-      const result = await etcdctl(
-        running.endpoint,
-        step.args.map(substitute),
-        step.stdin === undefined ? undefined : substitute(step.stdin),
-      );
-      if (step.capture !== undefined) {
-        const id = /\blease ([0-9a-f]+)\b/.exec(result.stdout)?.[1] ?? /"ID":(\d+)/.exec(result.stdout)?.[1];
-        if (id === undefined)
-          throw new Error(`line ${step.line}: no id to capture in ${result.stdout}${result.stderr}`);
-        captured.set(
-          step.capture,
-          /^\d+$/.test(id) && result.stdout.includes('"ID"') ? BigInt(id) : BigInt(`0x${id}`),
-        );
+    const backgrounds = new Map<string, BackgroundEtcdctl>();
+    try {
+      for (const step of steps) {
+        const result = await runStep(running.endpoint, step, substitute, backgrounds);
+        if (step.capture !== undefined) {
+          const id =
+            /\blease ([0-9a-f]+)\b/.exec(result.stdout)?.[1] ?? /"ID":(\d+)/.exec(result.stdout)?.[1];
+          if (id === undefined)
+            throw new Error(`line ${step.line}: no id to capture in ${result.stdout}${result.stderr}`);
+          captured.set(
+            step.capture,
+            /^\d+$/.test(id) && result.stdout.includes('"ID"') ? BigInt(id) : BigInt(`0x${id}`),
+          );
+        }
+        const withIds = (text: string) =>
+          replaceCaptured(normalise(text, identity, running.endpoint), captured);
+        outputs.push({
+          stdout: withIds(result.stdout),
+          stderr: withIds(result.stderr),
+          exitCode: result.exitCode,
+        });
       }
-      const withIds = (text: string) =>
-        replaceCaptured(normalise(text, identity, running.endpoint), captured);
-      outputs.push({
-        stdout: withIds(result.stdout),
-        stderr: withIds(result.stderr),
-        exitCode: result.exitCode,
-      });
+    } finally {
+      for (const background of backgrounds.values()) await background.stop();
     }
+    if (backgrounds.size > 0)
+      throw new Error(`background commands never stopped: ${[...backgrounds.keys()].join(", ")}`);
     return outputs;
   } finally {
     await running.stop();

@@ -8,7 +8,8 @@ import { startRealEtcd } from "../support/realEtcd.js";
  */
 export interface DiffTarget {
   name: string;
-  start(): Promise<RunningTarget>;
+  /** `flags`: extra etcd flags (both etcd and etcd-ts take them; the store double ignores them). */
+  start(flags?: readonly string[]): Promise<RunningTarget>;
 }
 
 export interface RunningTarget {
@@ -19,8 +20,8 @@ export interface RunningTarget {
 
 export const realEtcdTarget: DiffTarget = {
   name: "etcd-3.4.23",
-  async start() {
-    const etcd = await startRealEtcd();
+  async start(flags) {
+    const etcd = await startRealEtcd({ flags: [...(flags ?? [])] });
     return { endpoint: etcd.endpoint, stop: () => etcd.stop() };
   },
 };
@@ -31,8 +32,8 @@ const MEMBER_NAME = "ref";
 /** The etcd-ts bin as a child process (test/support/etcdTs.ts): raft, WAL and lmdb, one member. */
 export const etcdTsTarget: DiffTarget = {
   name: "etcd-ts",
-  async start() {
-    const member = await startEtcdTs({ name: MEMBER_NAME });
+  async start(flags) {
+    const member = await startEtcdTs({ name: MEMBER_NAME, flags: [...(flags ?? [])] });
     return {
       endpoint: member.endpoint,
       stop: async () => {
