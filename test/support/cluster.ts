@@ -92,6 +92,11 @@ export interface Cluster {
     name: string,
     options?: { learner?: boolean; via?: readonly string[]; waitHealthy?: boolean },
   ): Promise<{ member: ClusterMember; output: string }>;
+  /**
+   * Without proxies only: a new free peer port for `name`, listened on from its next restart() (after
+   * `etcdctl member update` moved its peer URL there); resolves with the new peer URL.
+   */
+  movePeerUrl(name: string): Promise<string>;
   /** Stops a member (kill -9) and drops it from `members` (after it was removed); its data dir goes too. */
   forget(name: string): Promise<void>;
   /** Stops every member and proxy; removes the data dirs unless kept. */
@@ -233,12 +238,16 @@ const COMMANDS: Record<ClusterKind, MemberCommand> = {
 interface Slot {
   member: ClusterMember;
   process: MemberProcess;
+  /** How the process was made, to make it again on a moved peer port. */
+  launch: { initialCluster: string; state: "new" | "existing"; extraFlags: readonly string[] };
 }
 
 class LocalCluster implements Cluster {
   readonly kind: string;
   private readonly slots = new Map<string, Slot>();
   private readonly peerPorts = new Map<string, number>();
+  /** Peer ports a member moves to at its next restart (movePeerUrl). */
+  private readonly movedPeerPorts = new Map<string, number>();
   /** Member ids by name for the proxies' X-Server-From identification (kept after forget: old links may linger). */
   private readonly ids = new Map<bigint, string>();
   /** Every data dir this cluster made, forgotten members' included. */
@@ -333,6 +342,7 @@ class LocalCluster implements Cluster {
       this.slots.set(p.name, {
         member: { ...p, id },
         process: this.makeProcess(p, initialCluster, "new", []),
+        launch: { initialCluster, state: "new", extraFlags: [] },
       });
     }
     for (const slot of this.slots.values()) slot.process.start();
@@ -350,8 +360,13 @@ class LocalCluster implements Cluster {
     assert(!this.slots.has(planned.name), `member ${planned.name} already started`);
     this.ids.set(join.id, planned.name);
     const member: ClusterMember = { ...planned, id: join.id };
-    const child = this.makeProcess(planned, join.initialCluster, "existing", join.flags ?? []);
-    this.slots.set(planned.name, { member, process: child });
+    const extraFlags = join.flags ?? [];
+    const child = this.makeProcess(planned, join.initialCluster, "existing", extraFlags);
+    this.slots.set(planned.name, {
+      member,
+      process: child,
+      launch: { initialCluster: join.initialCluster, state: "existing", extraFlags },
+    });
     child.start();
     if (join.waitHealthy !== false)
       await waitHealthy(member.clientUrl, this.startTimeoutMs, () => child.stderr().slice(-4000));
@@ -408,9 +423,27 @@ class LocalCluster implements Cluster {
   }
 
   async restart(name: string): Promise<void> {
-    const { member, process: child } = this.slot(name);
+    const slot = this.slot(name);
+    const moved = this.movedPeerPorts.get(name);
+    if (moved !== undefined) {
+      assert(slot.process.state() === "exited", `member ${name} must be stopped to move its peer port`);
+      this.movedPeerPorts.delete(name);
+      this.peerPorts.set(name, moved);
+      slot.member = { ...slot.member, peerUrl: `http://127.0.0.1:${moved}` };
+      const { initialCluster, state, extraFlags } = slot.launch;
+      slot.process = this.makeProcess(slot.member, initialCluster, state, extraFlags);
+    }
+    const { member, process: child } = slot;
     child.start();
     await waitHealthy(member.clientUrl, this.startTimeoutMs, () => child.stderr().slice(-4000));
+  }
+
+  async movePeerUrl(name: string): Promise<string> {
+    assert(this.network === null, "peer URLs move only without proxies");
+    this.slot(name);
+    const port = await freePort();
+    this.movedPeerPorts.set(name, port);
+    return `http://127.0.0.1:${port}`;
   }
 
   stopMember(name: string): Promise<void> {
