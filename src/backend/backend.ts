@@ -110,12 +110,44 @@ export interface Backend {
   /** Rewrites the files without free space. Writes must not be issued until it resolves. */
   defragment(): Promise<void>;
 
-  /** True while `defragment` runs: the caller must hold writes back. */
+  /** True while `defragment` or `installSnapshot` runs: the caller must hold writes back. */
   readonly defragmenting: boolean;
+
+  /**
+   * Replaces the whole contents (every table, the consistent index and term) with those of the backend
+   * image in the file at `path`, as a follower installs the database of a raft snapshot (etcd's
+   * applySnapshot). The image is what another backend of the same kind streamed from `snapshot()`.
+   *
+   * - Preconditions: every write so far is sealed; no write is issued until the promise resolves (the
+   *   backend reports `defragmenting` meanwhile, like defragmentation).
+   * - Reads go on against the old contents until one synchronous step switches them to the new ones;
+   *   `onInstalled`, when given, runs inside that same step, so the layers above rebuild their in-memory
+   *   state before any other code can read the new contents. It may read the backend, never write it.
+   * - Crash safety: a crash at any point leaves the old contents whole (and the file at `path` in place,
+   *   so the install can be run again) or the new contents whole (and the file gone); never a mix.
+   * - The file is consumed: moved into the backend or deleted. It must be on the same file system as the
+   *   backend (it is: the received snapshot lies in the member's snap directory, beside `snap/db`).
+   * - Afterwards `consistentIndex`/`term` are the image's. They are not checked against the old ones: the
+   *   caller installs only an image newer than what it applied.
+   * - A file that is not a backend image fails with InvalidSnapshotFileError, leaving everything as it was.
+   */
+  installSnapshot(path: string, onInstalled?: () => void): Promise<void>;
 
   /** A consistent copy of everything sealed before the call. */
   snapshot(): Promise<BackendSnapshot>;
 
   /** Commits everything sealed, stops the writer and releases the files. */
   close(): Promise<void>;
+}
+
+/** `installSnapshot` was given a file that is not a backend image of this kind (nothing was changed). */
+export class InvalidSnapshotFileError extends Error {
+  readonly code = "InvalidSnapshotFile";
+  constructor(
+    readonly path: string,
+    reason: string,
+  ) {
+    super(`${path} is not a backend snapshot: ${reason}`);
+    this.name = "InvalidSnapshotFileError";
+  }
 }

@@ -1,6 +1,16 @@
-import { existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from "node:fs";
 import { open as openFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Worker } from "node:worker_threads";
 import { assert } from "../assert.js";
 import { createRingBuffer, RingProducer, SharedIndex } from "../workers/ring.js";
@@ -8,6 +18,7 @@ import { spawnWorker } from "../workers/spawn.js";
 import {
   type Backend,
   type BackendSnapshot,
+  InvalidSnapshotFileError,
   MetaKeys,
   type RangeVisitor,
   TABLE_ID,
@@ -58,7 +69,21 @@ export interface LmdbBackendOptions {
    * to stderr and exits the process with code 1: a member that cannot persist must stop.
    */
   onFatal?: (message: string) => void;
+  /**
+   * Failpoint for crash tests: called at each step of `installSnapshot` (see InstallStep); a test child
+   * kills itself there.
+   */
+  installFailpoint?: (step: InstallStep) => void;
 }
+
+/**
+ * The steps of `installSnapshot`, in order, at which `installFailpoint` is called:
+ * - "writerStopped": everything sealed is committed, the writer is gone, nothing changed on disk yet;
+ * - "renamed": the image replaced the data file (rename(2)), the directories are not synced yet;
+ * - "synced": the rename is durable (both directories fsynced), the old lock file is still there;
+ * - "reopened": the environment is open on the image, `onInstalled` ran, the writer is not started yet.
+ */
+export type InstallStep = "writerStopped" | "renamed" | "synced" | "reopened";
 
 const DEFAULT_MAP_SIZE_BYTES = 16 * 1024 ** 3;
 const DEFAULT_RING_CAPACITY_BYTES = 16 * 1024 * 1024;
@@ -469,6 +494,79 @@ export class LmdbBackend implements Backend {
     }
   }
 
+  /**
+   * Installs a received backend image (see Backend.installSnapshot). The order on disk:
+   *  1. the writer commits everything sealed and stops (the old file is complete and synced);
+   *  2. the image file is fsynced (the receiver did so already: cheap);
+   *  3. the environment is closed and the image is renamed over data.mdb: rename(2) is atomic, so data.mdb
+   *     is the old file or the image, whole, and the received file exists exactly when data.mdb is the old
+   *     one. A restart before this point finds the old state and the file, and installs it again;
+   *  4. both directories are fsynced, so the rename survives a power loss;
+   *  5. the old lock file is removed (it describes the old file's transactions; lmdb rebuilds it), the
+   *     environment reopens on the image, the consistent index and term are read from it;
+   *  6. `onInstalled` runs, in the same synchronous step as 3 to 5, then a new writer starts.
+   * No marker file is needed: the only change on disk is the rename.
+   */
+  async installSnapshot(path: string, onInstalled?: () => void): Promise<void> {
+    assert(!this.defragmentingValue, "no defragmentation or install in progress");
+    assert(!this.closing && !this.closed, "the backend is open");
+    this.checkAlive();
+    checkLmdbImage(path);
+    const failpoint = this.options.installFailpoint ?? (() => {});
+    this.defragmentingValue = true;
+    try {
+      await this.stopWriter();
+      assert(this.buffer.pendingEntries === 0, "every write was sealed before installSnapshot");
+      failpoint("writerStopped");
+      fsyncPath(path, "r");
+      // From here to the writer's start, nothing awaits (unless lmdb defers its close, see closeEnv):
+      // readers see the old contents, then the new ones with `onInstalled` already run.
+      this.swapping = true;
+      await this.closeEnv();
+      const dataPath = join(this.options.dir, DATA_FILE);
+      try {
+        renameSync(path, dataPath);
+      } catch (error) {
+        // Nothing changed on disk (e.g. EXDEV, another file system): back to the old contents.
+        this.lmdb = openLmdbEnv(this.options.dir, this.mapSizeBytes);
+        this.swapping = false;
+        await this.startWriter();
+        throw error;
+      }
+      failpoint("renamed");
+      fsyncPath(this.options.dir, "r");
+      fsyncPath(dirname(path), "r");
+      failpoint("synced");
+      rmSync(join(this.options.dir, LOCK_FILE), { force: true });
+      this.lmdb = openLmdbEnv(this.options.dir, this.mapSizeBytes);
+      this.swapping = false;
+      this.consistentIndexValue = this.readMetaNumber(MetaKeys.consistentIndex);
+      this.termValue = this.readMetaNumber(MetaKeys.term);
+      let callbackError: unknown = null;
+      try {
+        onInstalled?.();
+      } catch (error) {
+        callbackError = error ?? new Error("onInstalled threw");
+      }
+      failpoint("reopened");
+      await this.startWriter();
+      if (callbackError !== null) throw callbackError;
+    } finally {
+      this.swapping = false;
+      this.defragmentingValue = false;
+    }
+  }
+
+  /**
+   * Closes the main thread's environment. lmdb-js closes at once when this thread never wrote (ours
+   * never does: the writer thread writes) and no read is open; otherwise it finishes later and we wait.
+   */
+  private async closeEnv(): Promise<void> {
+    const env = this.lmdb.env;
+    const closed = env.close();
+    if ((env as unknown as { status?: string }).status !== "closed") await closed;
+  }
+
   async snapshot(): Promise<BackendSnapshot> {
     await this.forceCommit();
     const tmpDir = `${this.options.dir}.snap-${process.pid}-${Date.now()}`;
@@ -555,6 +653,56 @@ interface LmdbStats extends LmdbTreeStats {
 
 function pagesOf(stats: LmdbTreeStats): number {
   return stats.treeBranchPageCount + stats.treeLeafPageCount + stats.overflowPages;
+}
+
+/**
+ * lmdb's two meta pages open the file: a page header, then the magic and the data format version, in the
+ * machine's byte order. lmdb-js 3 builds LMDB's mdb.master3 branch, whose page header is 24 bytes and
+ * whose data version is 2 (read from files it writes; a test checks our own snapshots pass).
+ */
+const LMDB_PAGE_BYTES = 4096;
+const LMDB_META_MAGIC_OFFSET = 24;
+const LMDB_MAGIC = 0xbeefc0de;
+const LMDB_DATA_VERSION = 2;
+
+/**
+ * Checks that `path` looks like an lmdb data file our backend wrote (size in whole pages, both meta pages
+ * with lmdb's magic and data version): a stray or truncated file must fail before the old contents go.
+ * The transport checked the image's hash against the sender's; this only catches a wrong file.
+ */
+function checkLmdbImage(path: string): void {
+  let sizeBytes: number;
+  try {
+    sizeBytes = statSync(path).size;
+  } catch (error) {
+    throw new InvalidSnapshotFileError(path, (error as Error).message);
+  }
+  if (sizeBytes < 2 * LMDB_PAGE_BYTES || sizeBytes % LMDB_PAGE_BYTES !== 0) {
+    throw new InvalidSnapshotFileError(path, `${sizeBytes} bytes is not a whole number of lmdb pages`);
+  }
+  const head = Buffer.alloc(2 * LMDB_PAGE_BYTES);
+  const fd = openSync(path, "r");
+  try {
+    assert(readSync(fd, head, 0, head.length, 0) === head.length, "the meta pages are read whole");
+  } finally {
+    closeSync(fd);
+  }
+  for (let page = 0; page < 2; page++) {
+    const offset = page * LMDB_PAGE_BYTES + LMDB_META_MAGIC_OFFSET;
+    if (head.readUInt32LE(offset) !== LMDB_MAGIC || head.readUInt32LE(offset + 4) !== LMDB_DATA_VERSION) {
+      throw new InvalidSnapshotFileError(path, `meta page ${page} has no lmdb magic`);
+    }
+  }
+}
+
+/** fsync(2) of a file or directory: makes its data, or a directory's entries (a rename), durable. */
+function fsyncPath(path: string, flags: string): void {
+  const fd = openSync(path, flags);
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** True when `dir` holds an lmdb environment created before. */

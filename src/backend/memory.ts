@@ -1,6 +1,14 @@
+import { readFileSync, rmSync } from "node:fs";
 import { assert } from "../assert.js";
-import { type Backend, type BackendSnapshot, type RangeVisitor, TABLES, type TableName } from "./backend.js";
-import { bytesToLatin1, compareBytes } from "./bytes.js";
+import {
+  type Backend,
+  type BackendSnapshot,
+  InvalidSnapshotFileError,
+  type RangeVisitor,
+  TABLES,
+  type TableName,
+} from "./backend.js";
+import { bytesToLatin1, compareBytes, readUint53, writeUint53 } from "./bytes.js";
 import { SortedStringMap } from "./sortedStringMap.js";
 
 /**
@@ -83,14 +91,7 @@ export class MemoryBackend implements Backend {
   async defragment(): Promise<void> {}
 
   async snapshot(): Promise<BackendSnapshot> {
-    const parts: Uint8Array[] = [];
-    for (const map of this.tables) {
-      map.visitAll((_k, row) => {
-        parts.push(row.key, row.value);
-        return true;
-      });
-    }
-    const image = Buffer.concat(parts);
+    const image = encodeMemoryImage(this.tables, this.consistentIndex, this.term);
     return {
       sizeBytes: image.length,
       async *chunks(chunkBytes: number) {
@@ -102,7 +103,88 @@ export class MemoryBackend implements Backend {
     };
   }
 
+  /** Reads the whole image, then swaps it in within one synchronous step (there is no disk state). */
+  async installSnapshot(path: string, onInstalled?: () => void): Promise<void> {
+    assert(!this.closed, "the backend is open");
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(path);
+    } catch (error) {
+      throw new InvalidSnapshotFileError(path, (error as Error).message);
+    }
+    const image = decodeMemoryImage(path, bytes);
+    this.tables = image.tables;
+    this.consistentIndex = image.consistentIndex;
+    this.term = image.term;
+    rmSync(path, { force: true });
+    onInstalled?.();
+  }
+
   async close(): Promise<void> {
     this.closed = true;
   }
+}
+
+/**
+ * The memory backend's image format (its own, like lmdb's file is lmdb's): the magic, the consistent index
+ * and term (8 bytes each, big-endian), then per row its table id (1 byte), key and value lengths (4 bytes
+ * each, big-endian), key and value; tables in TABLES order, rows in key order.
+ */
+const MEMORY_IMAGE_MAGIC = Buffer.from("etcd-ts memory backend 1\n", "latin1");
+const IMAGE_HEADER_BYTES = MEMORY_IMAGE_MAGIC.length + 16;
+const ROW_HEADER_BYTES = 9;
+
+function encodeMemoryImage(tables: SortedStringMap<Row>[], consistentIndex: number, term: number): Buffer {
+  const parts: Uint8Array[] = [];
+  const header = Buffer.alloc(IMAGE_HEADER_BYTES);
+  MEMORY_IMAGE_MAGIC.copy(header);
+  const view = new DataView(header.buffer, header.byteOffset, header.length);
+  writeUint53(view, MEMORY_IMAGE_MAGIC.length, consistentIndex);
+  writeUint53(view, MEMORY_IMAGE_MAGIC.length + 8, term);
+  parts.push(header);
+  tables.forEach((map, tableId) => {
+    map.visitAll((_k, row) => {
+      const rowHeader = Buffer.alloc(ROW_HEADER_BYTES);
+      rowHeader[0] = tableId;
+      rowHeader.writeUInt32BE(row.key.length, 1);
+      rowHeader.writeUInt32BE(row.value.length, 5);
+      parts.push(rowHeader, row.key, row.value);
+      return true;
+    });
+  });
+  return Buffer.concat(parts);
+}
+
+function decodeMemoryImage(
+  path: string,
+  bytes: Buffer,
+): { tables: SortedStringMap<Row>[]; consistentIndex: number; term: number } {
+  const bad = (reason: string) => new InvalidSnapshotFileError(path, reason);
+  if (
+    bytes.length < IMAGE_HEADER_BYTES ||
+    !bytes.subarray(0, MEMORY_IMAGE_MAGIC.length).equals(MEMORY_IMAGE_MAGIC)
+  ) {
+    throw bad("no memory backend magic");
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  const consistentIndex = readUint53(view, MEMORY_IMAGE_MAGIC.length);
+  const term = readUint53(view, MEMORY_IMAGE_MAGIC.length + 8);
+  const tables = TABLES.map(() => new SortedStringMap<Row>());
+  let offset = IMAGE_HEADER_BYTES;
+  while (offset < bytes.length) {
+    if (offset + ROW_HEADER_BYTES > bytes.length) throw bad(`a row header is cut at byte ${offset}`);
+    const map = tables[bytes[offset] as number];
+    if (map === undefined) throw bad(`unknown table id ${bytes[offset]} at byte ${offset}`);
+    const keyBytes = bytes.readUInt32BE(offset + 1);
+    const valueBytes = bytes.readUInt32BE(offset + 5);
+    const keyStart = offset + ROW_HEADER_BYTES;
+    const end = keyStart + keyBytes + valueBytes;
+    if (end > bytes.length) throw bad(`a row is cut at byte ${offset}`);
+    // Copies: the rows outlive the file's buffer, which readFileSync may pool.
+    const key = Uint8Array.prototype.slice.call(bytes, keyStart, keyStart + keyBytes);
+    const value = Uint8Array.prototype.slice.call(bytes, keyStart + keyBytes, end);
+    map.set(bytesToLatin1(key), { key, value });
+    offset = end;
+  }
+  return { tables, consistentIndex, term };
 }

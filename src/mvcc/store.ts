@@ -105,6 +105,11 @@ export class MvccStore {
   private readonly revKeyScratch = new Uint8Array(REVISION_KEY_BYTES);
   private readonly compactions: CompactionJob[] = [];
   private compactionRunning = false;
+  /**
+   * Bumped by `restore`: compaction slices scheduled before it belong to the replaced state and stop
+   * when they see a newer generation.
+   */
+  private generation = 0;
   private closed = false;
 
   private constructor(options: MvccStoreOptions) {
@@ -118,7 +123,7 @@ export class MvccStore {
   /** Opens the store on a backend, rebuilding the index from the key table (etcd's restore). */
   static open(options: MvccStoreOptions): MvccStore {
     const store = new MvccStore(options);
-    store.restore();
+    store.rebuild(true);
     return store;
   }
 
@@ -166,7 +171,51 @@ export class MvccStore {
     this.backend.put("meta", latin1ToBytes(name), bytes);
   }
 
-  private restore(): void {
+  /**
+   * Drops every in-memory state (key index, current and compact revisions, compactions queued or running)
+   * and rebuilds it from the backend, whose contents were replaced (a received raft snapshot installed:
+   * see `installSnapshot`, which calls this at the right moment). The object stays the same, so whatever
+   * holds it (watch hub, API) keeps working. A scheduled but unfinished compaction in the new contents is
+   * resumed, as at open.
+   *
+   * What callers must know:
+   * - No write may run between the backend's change and this call, and none may be open (a WriteTxn from
+   *   `beginWrite` not ended).
+   * - Compactions queued before reject their `physicalDone` ("mvcc: restored from a snapshot").
+   * - Keys are not attached to leases here: the caller reloads its lessor from the new lease table, then
+   *   calls `setLeases(lessor)`, which attaches every leased live key.
+   * - The revision may move by any amount (it is the image's). Events between the old and the new
+   *   revision were never delivered: a watcher resumes from its next revision, reading history from the
+   *   store (`eventsBetween`), and gets Compacted when that is at or below the new compact revision.
+   */
+  restore(): void {
+    this.checkOpen();
+    this.generation++;
+    for (const job of this.compactions.splice(0)) job.reject(new Error("mvcc: restored from a snapshot"));
+    this.compactionRunning = false;
+    this.index.clear();
+    this.currentRev = 1;
+    this.compactMainRev = -1;
+    this.rebuild(false);
+  }
+
+  /**
+   * Installs a received backend image (a raft snapshot's database, see Backend.installSnapshot) and
+   * restores the store from it. `onRestored` runs right after `restore`, in the same synchronous step in
+   * which the backend switches contents: the place to reload the lessor (then `setLeases`), membership and
+   * alarms, so that no read sees the new backend with old in-memory state. It must not write; writes wait
+   * until the promise resolves. The file is consumed.
+   */
+  async installSnapshot(path: string, onRestored?: () => void): Promise<void> {
+    this.checkOpen();
+    await this.backend.installSnapshot(path, () => {
+      this.restore();
+      onRestored?.();
+    });
+  }
+
+  /** Builds the in-memory state from the backend's key and meta tables (etcd's restore). */
+  private rebuild(attachLeases: boolean): void {
     const finished = this.readMetaRevision(MetaKeys.finishedCompactRev);
     const scheduled = this.readMetaRevision(MetaKeys.scheduledCompactRev);
     if (finished !== undefined) this.compactMainRev = finished;
@@ -197,10 +246,12 @@ export class MvccStore {
     // An unfinished compaction may have deleted the newest records (tombstones at or below it), so the
     // current revision is at least every compaction revision recorded. (etcd uses the finished one only.)
     this.currentRev = Math.max(lastMain, this.compactMainRev, scheduled ?? -1);
-    this.index.visitAll((_key, ki) => {
-      if (ki.lease !== 0n && ki.isLive()) this.leases.attach(ki.lease, latin1ToBytes(ki.key));
-      return true;
-    });
+    if (attachLeases) {
+      this.index.visitAll((_key, ki) => {
+        if (ki.lease !== 0n && ki.isLive()) this.leases.attach(ki.lease, latin1ToBytes(ki.key));
+        return true;
+      });
+    }
     if (scheduled !== undefined && scheduled > this.compactMainRev) {
       this.compactMainRev = scheduled;
       void this.scheduleCompaction(scheduled).catch(() => {});
@@ -380,7 +431,8 @@ export class MvccStore {
     });
     if (!this.compactionRunning) {
       this.compactionRunning = true;
-      setImmediate(() => this.runCompactions());
+      const generation = this.generation;
+      setImmediate(() => this.runCompactions(generation));
     }
     return done;
   }
@@ -392,7 +444,9 @@ export class MvccStore {
    * above the compact revision see the same data whether a key was compacted yet or not, so applies and
    * reads interleave freely with the slices.
    */
-  private runCompactions(): void {
+  private runCompactions(generation: number): void {
+    // A restore replaced the state this run was scheduled for (and started its own run when needed).
+    if (generation !== this.generation) return;
     const job = this.compactions[0];
     if (job === undefined || this.closed) {
       this.compactionRunning = false;
@@ -400,6 +454,7 @@ export class MvccStore {
     }
     let cursor: string | null = "";
     const slice = (): void => {
+      if (generation !== this.generation) return;
       if (this.closed) {
         this.compactionRunning = false;
         return;
@@ -419,7 +474,7 @@ export class MvccStore {
       this.backend.seal(this.backend.consistentIndex, this.backend.term);
       this.compactions.shift();
       this.backend.forceCommit().then(job.resolve, job.reject);
-      setImmediate(() => this.runCompactions());
+      setImmediate(() => this.runCompactions(generation));
     };
     slice();
   }
