@@ -107,7 +107,7 @@ describe("differential: etcdctl scenarios against a real etcd 3.4.23 and etcd-ts
     );
   });
 
-  it("parses background commands: `&NAME` starts one, `send NAME line` writes to it, `stop NAME` ends it", () => {
+  it("parses background commands (`&NAME`, `send NAME line`, `stop NAME`) and leading NAME=value environment words", () => {
     const steps = parseScenario(
       "watch foo --prefix -w json &W1\nsend W1 watch 'a b' --rev=2\nstop W1\nput x y\n",
     );
@@ -124,6 +124,11 @@ describe("differential: etcdctl scenarios against a real etcd 3.4.23 and etcd-ts
         [["stop", "W1"], undefined, undefined, "W1"],
         [["put", "x", "y"], undefined, undefined, undefined],
       ],
+    );
+    const withEnv = parseScenario("ETCDCTL_WATCH_KEY=a ETCDCTL_WATCH_RANGE_END='b c' watch &W2\n");
+    assert.deepEqual(
+      withEnv.map((s) => [s.env, s.args, s.background]),
+      [[{ ETCDCTL_WATCH_KEY: "a", ETCDCTL_WATCH_RANGE_END: "b c" }, ["watch"], "W2"]],
     );
   });
 

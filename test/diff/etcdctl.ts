@@ -19,10 +19,15 @@ function etcdctlArgs(endpoint: string, args: readonly string[]): string[] {
 }
 
 /** Runs the installed etcdctl (3.4, API v3) against `endpoint` with `args`, feeding `stdin` if given. */
-export function etcdctl(endpoint: string, args: readonly string[], stdin?: string): Promise<EtcdctlResult> {
+export function etcdctl(
+  endpoint: string,
+  args: readonly string[],
+  stdin?: string,
+  env?: Readonly<Record<string, string>>,
+): Promise<EtcdctlResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(etcdctlBinary(), etcdctlArgs(endpoint, args), {
-      env: { ...process.env, ETCDCTL_API: "3" },
+      env: { ...process.env, ETCDCTL_API: "3", ...env },
       stdio: ["pipe", "pipe", "pipe"],
     });
     let stdout = "";
@@ -63,10 +68,14 @@ export interface BackgroundEtcdctl {
   stop(): Promise<EtcdctlResult>;
 }
 
-/** Starts etcdctl with `args` and leaves it running (its stdin stays open until stop()). */
-export function spawnEtcdctl(endpoint: string, args: readonly string[]): BackgroundEtcdctl {
+/** Starts etcdctl with `args` (and `env`) and leaves it running (its stdin stays open until stop()). */
+export function spawnEtcdctl(
+  endpoint: string,
+  args: readonly string[],
+  env?: Readonly<Record<string, string>>,
+): BackgroundEtcdctl {
   const child = spawn(etcdctlBinary(), etcdctlArgs(endpoint, args), {
-    env: { ...process.env, ETCDCTL_API: "3" },
+    env: { ...process.env, ETCDCTL_API: "3", ...env },
     stdio: ["pipe", "pipe", "pipe"],
   });
   let stdout = "";

@@ -16,7 +16,8 @@ import type { DiffTarget } from "./targets.js";
  *   value("foo") = "bar"
  *   ...
  *   EOF
- * Arguments split on spaces; single or double quotes group (no escapes inside quotes).
+ * Arguments split on spaces; single or double quotes group (no escapes inside quotes). Leading
+ * `NAME=value` words set environment variables for that run (`ETCDCTL_WATCH_KEY=foo watch &W1`).
  *
  * Long-running commands (etcdctl watch) run in the background while later steps write:
  *   watch foo --prefix -w json &W1   (starts it as W1; waits WATCH_SETTLE_MS for its watch to be set up;
@@ -42,6 +43,8 @@ export interface Step {
   stdin?: string;
   /** `=> NAME`: capture the id this step's output names, as NAME. */
   capture?: string;
+  /** Leading `NAME=value` words: environment variables for this etcdctl run (ETCDCTL_WATCH_KEY...). */
+  env?: Record<string, string>;
   /** `&NAME`: start the command in the background as NAME. */
   background?: string;
   /** `send NAME line`: the line to write to NAME's stdin. */
@@ -62,7 +65,14 @@ export function parseScenario(text: string): Step[] {
     if (capture !== null) command = command.slice(0, capture.index);
     const background = /\s+&([A-Za-z]\w*)$/.exec(command);
     if (background !== null) command = command.slice(0, background.index);
-    const step: Step = { line: i + 1, text: raw, args: splitArgs(command) };
+    const words = splitArgs(command);
+    const env: Record<string, string> = {};
+    while (words.length > 1 && /^[A-Z][A-Z0-9_]*=/.test(words[0] as string)) {
+      const word = words.shift() as string;
+      env[word.slice(0, word.indexOf("="))] = word.slice(word.indexOf("=") + 1);
+    }
+    const step: Step = { line: i + 1, text: raw, args: words };
+    if (Object.keys(env).length > 0) step.env = env;
     if (capture !== null) step.capture = capture[1] as string;
     if (background !== null) step.background = background[1] as string;
     const send = /^send\s+([A-Za-z]\w*)\s+(.*)$/.exec(command);
@@ -272,11 +282,11 @@ async function runStep(
   const args = step.args.map(substitute);
   if (step.background !== undefined) {
     if (backgrounds.has(step.background)) throw new Error(`line ${step.line}: ${step.background} is running`);
-    backgrounds.set(step.background, spawnEtcdctl(endpoint, args));
+    backgrounds.set(step.background, spawnEtcdctl(endpoint, args, step.env));
     await sleep(WATCH_SETTLE_MS);
     return nothing;
   }
-  return etcdctl(endpoint, args, step.stdin === undefined ? undefined : substitute(step.stdin));
+  return etcdctl(endpoint, args, step.stdin === undefined ? undefined : substitute(step.stdin), step.env);
 }
 
 /** Runs every step of `steps` against a fresh instance of `target`; outputs normalised. */
