@@ -15,6 +15,7 @@
  */
 import { randomInt } from "node:crypto";
 import { lookup } from "node:dns/promises";
+import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { isIP } from "node:net";
 import { join, resolve } from "node:path";
@@ -37,6 +38,7 @@ import {
   type Snapshot,
   Xoshiro128,
 } from "../raft/index.js";
+import { snapshotFileName } from "../transport/index.js";
 import type { WalLogger } from "../wal/log.js";
 import { Snapshotter } from "../wal/snap.js";
 import type { WalEntry } from "../wal/types.js";
@@ -219,6 +221,17 @@ export async function bootstrap(options: BootstrapOptions): Promise<Bootstrapped
           data: file.data,
           metadata: { index: file.index, term: file.term, confState: decodeConfState(file.confState) },
         };
+        // A snapshot received from the leader is saved (file, WAL marker) before its database replaces
+        // the backend; a crash in between leaves the database beside it, to install now (etcd's
+        // recoverSnapshotBackend).
+        const received = join(paths.snapDir, snapshotFileName(file.index));
+        if (backend.consistentIndex < file.index && existsSync(received)) {
+          logger.info("installing the database of a received snapshot", {
+            path: received,
+            "snapshot-index": file.index,
+          });
+          await backend.installSnapshot(received);
+        }
         checkBackendCoversSnapshot(paths, backendExisted, backend.consistentIndex, file.index);
       }
       const opened = await Wal.open(

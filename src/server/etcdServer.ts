@@ -80,8 +80,12 @@ export interface EtcdServerOptions {
   transport: RaftTransport;
   /** The peer transport's peer list, kept in step with applied membership changes; absent: no peers. */
   peers?: PeerControl;
-  /** Installs a received backend snapshot (the peer transport's file) before raft's snapshot is applied. */
-  installSnapshot?: (path: string) => Promise<void>;
+  /**
+   * Installs a received backend snapshot (the peer transport's file) before raft's snapshot is applied:
+   * the backend swaps its contents and, in the same synchronous step, calls `onInstalled` (the store and
+   * everything built on the backend rebuild there, before any request can read).
+   */
+  installSnapshot?: (path: string, onInstalled: () => void) => Promise<void>;
   /** This member was removed from the cluster: it stops serving (the bin exits). */
   onRemoved?: () => void;
   /** etcd's --strict-reconfig-check (default on). */
@@ -176,7 +180,7 @@ export class EtcdServer implements EtcdServerApi {
   /** Null when snapshots are not configured. */
   readonly raftSnapshots: RaftSnapshots | null;
   private readonly peers: PeerControl | null;
-  private readonly installSnapshotFile: ((path: string) => Promise<void>) | null;
+  private readonly installSnapshotFile: ((path: string, onInstalled: () => void) => Promise<void>) | null;
   private readonly onRemoved: () => void;
   private readonly strictReconfigCheck: boolean;
   /** Database files received with MsgSnap, by snapshot index, until raft hands that snapshot out. */
@@ -529,15 +533,18 @@ export class EtcdServer implements EtcdServerApi {
       "incoming-leader-snapshot-index": index,
       "local-member-applied-index": this.appliedIndexValue,
     });
-    await this.installSnapshotFile(path);
-    this.lessor.reload();
-    this.store.setLeases(this.lessor);
-    this.membership.reload();
-    this.alarms.clear();
-    this.loadAlarms();
-    this.loadClusterVersion();
-    this.confState = snapshot.metadata.confState;
-    this.appliedIndexValue = Math.max(index, this.backend.consistentIndex);
+    await this.installSnapshotFile(path, () => {
+      // Synchronously with the swap (the store restored itself just before): nothing reads old in-memory
+      // state over the new backend.
+      this.lessor.reload();
+      this.store.setLeases(this.lessor);
+      this.membership.reload();
+      this.alarms.clear();
+      this.loadAlarms();
+      this.loadClusterVersion();
+      this.confState = snapshot.metadata.confState;
+      this.appliedIndexValue = Math.max(index, this.backend.consistentIndex);
+    });
     this.syncPeers();
     this.onRestored?.();
     this.reads.onApplied();
@@ -709,28 +716,30 @@ export class EtcdServer implements EtcdServerApi {
     this.loop.kick();
   }
 
-  /** etcd's IsReadyToAddVotingMember: counting the new one, the started voters still make a quorum. */
-  private readyToAddVoter(): boolean {
-    let members = 1;
+  /** Voters other than `excluded`, and how many of them have started (published a name). */
+  private votersStarted(excluded: bigint | null): { members: number; started: number } {
+    let members = 0;
     let started = 0;
     for (const m of this.membership.voters()) {
+      if (m.id === excluded) continue;
       if (m.name !== "") started++;
       members++;
     }
-    if (started === 1 && members === 2) return true;
-    return started >= Math.floor(members / 2) + 1;
+    return { members, started };
+  }
+
+  /** etcd's IsReadyToAddVotingMember: counting the new one, the started voters still make a quorum. */
+  private readyToAddVoter(): boolean {
+    const { members, started } = this.votersStarted(null);
+    // One started voter adding a second is allowed (etcd's special case).
+    if (started === 1 && members === 1) return true;
+    return started >= Math.floor((members + 1) / 2) + 1;
   }
 
   /** etcd's IsReadyToPromoteMember: counting the promoted learner, the started voters make a quorum. */
   private readyToPromote(id: bigint): boolean {
-    let members = 1;
-    let started = 1;
-    for (const m of this.membership.voters()) {
-      if (m.id === id) continue;
-      if (m.name !== "") started++;
-      members++;
-    }
-    return started >= Math.floor(members / 2) + 1;
+    const { members, started } = this.votersStarted(id);
+    return started + 1 >= Math.floor((members + 1) / 2) + 1;
   }
 
   /** etcd's isConnectedFullySince: every other voter's stream has been up since `sinceMs`. */
@@ -755,13 +764,7 @@ export class EtcdServer implements EtcdServerApi {
   private mayRemoveMember(id: bigint): void {
     const member = this.membership.get(id);
     if (member?.isLearner === true) return;
-    let members = 0;
-    let started = 0;
-    for (const m of this.membership.voters()) {
-      if (m.id === id) continue;
-      if (m.name !== "") started++;
-      members++;
-    }
+    const { members, started } = this.votersStarted(id);
     if (started < Math.floor(members / 2) + 1) throw new EtcdError("MemberNotEnoughStarted");
     // A member that is down is not part of the active quorum: removing it is safe.
     if (id !== this.memberId && (this.peers?.activeSince(id) ?? 0) === 0) return;

@@ -87,6 +87,8 @@ export interface MemberRuntime {
   readonly rngSeed?: number;
   /** This member was removed from its cluster and stopped serving; the bin closes it and exits. */
   readonly onRemoved?: () => void;
+  /** Raft entries kept below each snapshot (etcd's SnapshotCatchUpEntries, 5,000); tests lower it. */
+  readonly snapshotCatchUpEntries?: number;
 }
 
 /** Starts a member from options named like the flags (see MemberOptions); throws ConfigError or MemberError. */
@@ -194,6 +196,7 @@ export async function startMemberWithConfig(
       transport: peerTransport,
       peers: peerTransport,
       strictReconfigCheck: config.strictReconfigCheck,
+      installSnapshot: (path, onInstalled) => booted.store.installSnapshot(path, onInstalled),
       onRemoved: () => runtime.onRemoved?.(),
       logger: serverLogger,
       tickMs: config.heartbeatIntervalMs,
@@ -203,7 +206,13 @@ export async function startMemberWithConfig(
       // EtcdServer takes <= 0 as "no quota"; the config says Infinity for a disabled one.
       quotaBackendBytes: Number.isFinite(config.quotaBackendBytes) ? config.quotaBackendBytes : 0,
       onFatal: fatal,
-      snapshots: { snapshotter: booted.snapshotter, snapshotCount: config.snapshotCount },
+      snapshots: {
+        snapshotter: booted.snapshotter,
+        snapshotCount: config.snapshotCount,
+        ...(runtime.snapshotCatchUpEntries === undefined
+          ? {}
+          : { catchUpEntries: runtime.snapshotCatchUpEntries }),
+      },
       autoCompaction: config.autoCompaction,
     });
     // Watch: applied events go to the hub, which matches and encodes them (on its fan-out worker once

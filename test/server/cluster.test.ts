@@ -4,11 +4,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
+import { resolveMemberConfig } from "../../src/config/member.js";
 import { startMember } from "../../src/index.js";
 import { createLogger } from "../../src/log/logger.js";
 import { callUnary } from "../../src/proto/grpc.js";
 import { ClusterClient, KVClient, MaintenanceClient } from "../../src/proto/index.js";
-import type { Member, StartMemberOptions } from "../../src/server/member.js";
+import { type Member, type StartMemberOptions, startMemberWithConfig } from "../../src/server/member.js";
 import { freePort } from "../support/ports.js";
 
 /**
@@ -244,5 +245,65 @@ describe("a cluster of etcd-ts members", () => {
     );
     await callUnary(c1.kv, c1.kv.Put, { key: encoder.encode("after"), value: encoder.encode("removal") });
     await Promise.all([first.close(), learner.close()]);
+  });
+
+  it("a member that fell behind the leader's log catches up from a snapshot and ends with the same state", async () => {
+    const plans = await plan(["c1", "c2", "c3"]);
+    const initialCluster = plans.map((p) => `${p.name}=${p.peerUrl}`).join(",");
+    // Snapshots every 50 entries, keeping 20 below each: a member away for 300 writes needs a snapshot.
+    const startSmall = async (o: StartMemberOptions): Promise<Member> => {
+      const { log, onFatal, ...flags } = o;
+      const { config } = resolveMemberConfig({ ...flags, snapshotCount: 50 });
+      const member = await startMemberWithConfig(config, {
+        ...(log === undefined ? {} : { logger: log }),
+        ...(onFatal === undefined ? {} : { onFatal }),
+        snapshotCatchUpEntries: 20,
+      });
+      running.push(member);
+      return member;
+    };
+    const opts = plans.map((p) => options(p, initialCluster));
+    const members = await Promise.all(opts.map(startSmall));
+    const c1 = clientsOf(members[0]!);
+    await callUnary(c1.kv, c1.kv.Put, { key: encoder.encode("before"), value: encoder.encode("0") });
+    await members[2]!.close();
+    for (let i = 0; i < 300; i++) {
+      await callUnary(c1.kv, c1.kv.Put, { key: encoder.encode(`k${i % 40}`), value: encoder.encode(`${i}`) });
+    }
+    await callUnary(c1.kv, c1.kv.DeleteRange, { key: encoder.encode("k1") });
+    const compactTo =
+      (await callUnary(c1.kv, c1.kv.Range, { key: encoder.encode("before") })).header!.revision - 5;
+    await callUnary(c1.kv, c1.kv.Compact, { revision: compactTo, physical: true });
+
+    const lines: string[] = [];
+    const capture = createLogger({
+      level: "info",
+      destination: { write: (line: string) => void lines.push(line) },
+    });
+    const back = await startSmall({ ...opts[2]!, log: capture });
+    const c3 = clientsOf(back);
+    const leaderHash = await callUnary(c1.maintenance, c1.maintenance.HashKV, { revision: 0 });
+    const caughtUp = await waitFor("the restarted member to reach the leader's revision", async () => {
+      const status = await callUnary(c3.maintenance, c3.maintenance.Status, {});
+      return status.header!.revision >= leaderHash.header!.revision ? status : undefined;
+    });
+    assert.ok(caughtUp);
+    const hash = await callUnary(c3.maintenance, c3.maintenance.HashKV, { revision: 0 });
+    assert.equal(hash.hash, leaderHash.hash, "same HashKV as the leader");
+    assert.ok(
+      lines.some((line) => (JSON.parse(line) as { msg: string }).msg === "applied snapshot"),
+      "the member caught up through a snapshot, not the log",
+    );
+    assert.equal(hash.compactRevision, leaderHash.compactRevision);
+    const range = await callUnary(c3.kv, c3.kv.Range, {
+      key: encoder.encode("k"),
+      rangeEnd: encoder.encode("l"),
+    });
+    assert.equal(range.count, 39);
+    // It takes part in the cluster again: a write through it is read back everywhere.
+    await callUnary(c3.kv, c3.kv.Put, { key: encoder.encode("after"), value: encoder.encode("snapshot") });
+    const read = await callUnary(c1.kv, c1.kv.Range, { key: encoder.encode("after") });
+    assert.equal(decoder.decode(read.kvs[0]!.value), "snapshot");
+    await Promise.all([...members.slice(0, 2), back].map((m) => m.close()));
   });
 });
