@@ -1,3 +1,4 @@
+import { rm } from "node:fs/promises";
 import { assert } from "../assert.js";
 import type { Backend } from "../backend/backend.js";
 import type { AutoCompaction } from "../config/types.js";
@@ -120,6 +121,8 @@ export interface PeerControl {
 const HEALTH_INTERVAL_MS = 5000;
 /** etcd's readyPercent: a learner is promotable once its match index reaches 90% of the leader's. */
 const LEARNER_READY_PERCENT = 0.9;
+/** Received snapshot databases remembered until raft applies one (older ones are deleted). */
+const RECEIVED_SNAPSHOTS_MAX = 4;
 /** How often a configuration change refused for a pending one is proposed again. */
 const CONF_CHANGE_RETRY_MS = 10;
 /** etcd's maxLearners. */
@@ -477,6 +480,13 @@ export class EtcdServer implements EtcdServerApi {
     if (this.stopped || !this.running) return;
     if (message.type === MessageType.Snap && snapshot !== undefined) {
       this.receivedSnapshots.set(snapshot.index, snapshot.path);
+      // Raft may pass over a received snapshot (a newer one, or the log caught up): keep a few, newest first.
+      while (this.receivedSnapshots.size > RECEIVED_SNAPSHOTS_MAX) {
+        const oldest = Math.min(...this.receivedSnapshots.keys());
+        const path = this.receivedSnapshots.get(oldest);
+        this.receivedSnapshots.delete(oldest);
+        if (path !== undefined) void rm(path, { force: true }).catch(() => {});
+      }
     }
     try {
       this.node.step(message);
