@@ -47,6 +47,32 @@ export function clusterTargets(): TargetSpec[] {
   return ALL_TARGETS.filter((t) => names.includes(t.kind));
 }
 
+/**
+ * Behaviours where etcd-ts still differs from etcd 3.4 (reported to the lead): the test asserting
+ * etcd's behaviour is not registered for that target, so it is never counted as passing there.
+ */
+const KNOWN_GAPS: Record<ClusterKind, ReadonlySet<string>> = {
+  etcd: new Set(),
+  // etcd-ts checks the leader's connectivity ("unhealthy cluster") before learner-ness on
+  // MemberPromote; etcd 3.4's mayPromoteMember has no connectivity check at all.
+  // After an unstarted learner is added, the next member add answers "etcdserver: unhealthy cluster"
+  // where etcd answers "etcdserver: too many learner members in cluster".
+  // MemberUpdate of a follower's peer URL answers "etcdserver: request timed out" and that member
+  // then campaigns alone (leader 0, term climbing) instead of the update applying.
+  // A member removing itself answers "etcdserver: request timed out" after the request timeout where
+  // etcd answers at once (success, or "etcdserver: server stopped" as it stops).
+  "etcd-ts": new Set([
+    "promote-check-order",
+    "second-learner-unhealthy",
+    "member-update-times-out",
+    "self-remove-answer",
+  ]),
+};
+
+export function knownGap(kind: ClusterKind, gap: string): boolean {
+  return KNOWN_GAPS[kind].has(gap);
+}
+
 /** A cluster for the end-to-end tests: no fault proxies, quick timeouts. */
 export function startTestCluster(kind: ClusterKind, options: ClusterStartOptions = {}): Promise<Cluster> {
   return startCluster(kind, {
@@ -116,12 +142,16 @@ export function endpoints(cluster: Cluster, names?: readonly string[]): string[]
 
 /**
  * Waits until every member has applied the same raft index and revision, then asserts that
- * `etcdctl endpoint hashkv` gives one hash at that revision on every member; resolves with it.
+ * `etcdctl endpoint hashkv` gives one hash at that revision on every member (or on the members named
+ * in `hashOn`: a learner refuses HashKV, "rpc not supported for learner"); resolves with the revision.
  */
-export async function assertSameHashKV(cluster: Cluster): Promise<number> {
+export async function assertSameHashKV(cluster: Cluster, hashOn?: readonly string[]): Promise<number> {
   const revision = await waitConverged(cluster, CONVERGE_WAIT_MS);
-  const hashes = await etcdctlHashKV(cluster, revision);
-  assert.equal(hashes.length, cluster.members.length);
+  const hashes = await etcdctlHashKV(
+    { members: cluster.members.filter((m) => hashOn === undefined || hashOn.includes(m.name)) },
+    revision,
+  );
+  assert.equal(hashes.length, hashOn?.length ?? cluster.members.length);
   assert.equal(new Set(hashes.map((h) => h.hash)).size, 1, `HashKV differ: ${JSON.stringify(hashes)}`);
   assert.equal(new Set(hashes.map((h) => h.revision)).size, 1, JSON.stringify(hashes));
   return revision;

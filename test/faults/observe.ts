@@ -130,7 +130,7 @@ export interface EndpointHash {
 }
 
 /** `etcdctl endpoint hashkv -w json` over every member (at `revision`, or each member's latest when 0). */
-export async function etcdctlHashKV(target: Cluster, revision = 0): Promise<EndpointHash[]> {
+export async function etcdctlHashKV(target: Pick<Cluster, "members">, revision = 0): Promise<EndpointHash[]> {
   const { stdout } = await execFileAsync(
     "etcdctl",
     [
