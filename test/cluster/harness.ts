@@ -66,6 +66,9 @@ const KNOWN_GAPS: Record<ClusterKind, ReadonlySet<string>> = {
     "second-learner-unhealthy",
     "member-update-times-out",
     "self-remove-answer",
+    // A member that needs the leader's snapshot receives it again and again and never installs it
+    // (the lead is wiring snapshot installation).
+    "snapshot-install",
   ]),
 };
 

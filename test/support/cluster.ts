@@ -90,7 +90,13 @@ export interface Cluster {
    */
   addMember(
     name: string,
-    options?: { learner?: boolean; via?: readonly string[]; waitHealthy?: boolean },
+    options?: {
+      learner?: boolean;
+      via?: readonly string[];
+      waitHealthy?: boolean;
+      /** Extra flags for this member only (after the shared ones: the last of a repeated flag wins). */
+      flags?: readonly string[];
+    },
   ): Promise<{ member: ClusterMember; output: string }>;
   /**
    * Without proxies only: a new free peer port for `name`, listened on from its next restart() (after
@@ -375,7 +381,12 @@ class LocalCluster implements Cluster {
 
   async addMember(
     name: string,
-    options: { learner?: boolean; via?: readonly string[]; waitHealthy?: boolean } = {},
+    options: {
+      learner?: boolean;
+      via?: readonly string[];
+      waitHealthy?: boolean;
+      flags?: readonly string[];
+    } = {},
   ): Promise<{ member: ClusterMember; output: string }> {
     const planned = await this.planMember(name);
     const via = options.via ?? this.members.map((m) => m.endpoint);
@@ -402,6 +413,7 @@ class LocalCluster implements Cluster {
       id: added.id,
       initialCluster: added.initialCluster,
       ...(options.waitHealthy === undefined ? {} : { waitHealthy: options.waitHealthy }),
+      ...(options.flags === undefined ? {} : { flags: options.flags }),
     });
     return { member, output: result.stdout };
   }
