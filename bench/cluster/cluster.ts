@@ -124,6 +124,8 @@ interface MemberCommand {
   args: (options: StartOptions) => string[];
   /** Whether the member is a Node process (takes node flags, writes --trace-gc lines on stdout). */
   node: boolean;
+  /** Which etcd-ts code the members run (compiled build or sources), for the bench's output; null for etcd. */
+  entryLine: string | null;
 }
 
 interface ClusterSpec {
@@ -273,7 +275,13 @@ async function startCluster(spec: ClusterSpec, options: StartOptions): Promise<R
       members,
       currentLeader: async () => pickLeader(await statusRound(opened)),
     };
-    return { endpoints: [leader.endpoint], pid: leader.pid, cluster, stop: stopAll };
+    return {
+      endpoints: [leader.endpoint],
+      pid: leader.pid,
+      cluster,
+      stop: stopAll,
+      entryLine: command.entryLine,
+    };
   } catch (error) {
     await stopAll();
     throw error;
@@ -291,7 +299,7 @@ export function etcdClusterTarget(size: number): Target {
     name: clusterTargetName("etcd", size),
     kind: "etcd",
     size,
-    command: () => ({ file: etcdBinary(), args: () => [], node: false }),
+    command: () => ({ file: etcdBinary(), args: () => [], node: false, entryLine: null }),
   };
   return {
     name: spec.name,
@@ -306,17 +314,18 @@ export function etcdClusterTarget(size: number): Target {
  * An etcd-ts cluster of `size` members. With --profile every member runs under --cpu-prof (the leader
  * is known only once they are up); the report reads the leader's profile.
  */
-export function etcdTsClusterTarget(size: number): Target {
+export function etcdTsClusterTarget(size: number, fromSource = false): Target {
   const spec: ClusterSpec = {
     name: clusterTargetName("etcd-ts", size),
     kind: "etcd-ts",
     size,
     command: () => {
-      const entry = etcdTsEntry();
+      const entry = etcdTsEntry(fromSource);
       return {
         file: process.execPath,
-        args: (options) => [...options.nodeFlags, ...nodeArgsFor(entry)],
+        args: (options) => [...options.nodeFlags, ...nodeArgsFor(entry.entryPath)],
         node: true,
+        entryLine: entry.line,
       };
     },
   };

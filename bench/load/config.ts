@@ -94,6 +94,11 @@ export interface BenchConfig {
   profile: boolean;
   /** Extra `node` flags for the Node servers the bench starts (etcd-ts, the no-op server). */
   serverNodeFlags: string[];
+  /**
+   * --from-source: run the Node servers the bench starts from the TypeScript sources under tsx (for
+   * debugging) instead of the compiled build (bench/build/compiled.ts), which is what users run.
+   */
+  fromSource: boolean;
   help: boolean;
 }
 
@@ -126,6 +131,7 @@ const optionSpec = {
   transport: { type: "string" },
   profile: { type: "boolean" },
   "server-node-flags": { type: "string" },
+  "from-source": { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -150,7 +156,9 @@ common options:
   --endpoints host:port[,host:port]  target endpoints (default 127.0.0.1:2379)
   --compare-etcd                     also start a real etcd (from PATH) on loopback and run against it
   --compare-null                     also start the built-in no-op gRPC KV server and run against it
-  --compare-etcd-ts                  also start the etcd-ts server (src/bin/etcd-ts.ts) and run against it
+  --compare-etcd-ts                  also start the etcd-ts server and run against it: compiled JS as
+                                     users run it ($ETCD_TS_ENTRY, else a build in node_modules/.cache,
+                                     remade with tsc when src/ changed), one line says which
   --cluster n                        --compare-etcd / --compare-etcd-ts start an n-member cluster
                                      (1 to ${clusterMembersMax}) on loopback instead of one member,
                                      find its leader (Maintenance.Status) and send the load there;
@@ -171,6 +179,8 @@ common options:
   --server-node-flags="flags"        node flags for the etcd-ts / no-op server the bench starts, e.g.
                                      --server-node-flags="--max-semi-space-size=32" (with the "=":
                                      space-separated, each --name[=value])
+  --from-source                      run the started etcd-ts / no-op server from the .ts sources under
+                                     tsx (debugging; tsx adds memory and threads to every figure)
 check-perf: --load s|m|l|xl  --auto-compact  --auto-defrag
 put, txn-put: --clients n --conns n --total n --rate n --key-size n --val-size n --key-space-size n
               --sequential-keys (put)  --txn-ops n (txn-put)
@@ -391,11 +401,18 @@ export function parseConfig(argv: readonly string[]): BenchConfig {
       "--server-node-flags applies to a Node server the bench starts: add --compare-etcd-ts or --compare-null",
     );
   }
+  const fromSource = values["from-source"] ?? false;
+  if (fromSource && values["compare-etcd-ts"] !== true && values["compare-null"] !== true) {
+    throw badArgs(
+      "--from-source applies to a Node server the bench starts: add --compare-etcd-ts or --compare-null",
+    );
+  }
   return {
     workload,
     transport: transport as TransportKind,
     profile,
     serverNodeFlags,
+    fromSource,
     endpoints: parseEndpoints(values.endpoints ?? "127.0.0.1:2379"),
     endpointsGiven: values.endpoints !== undefined,
     load,

@@ -76,8 +76,11 @@ export function targetsFor(config: BenchConfig): Target[] {
   if (config.endpointsGiven || !compare) targets.push(externalTarget(config.endpoints));
   const size = config.clusterSize;
   if (config.compareEtcd) targets.push(size === null ? etcdTarget() : etcdClusterTarget(size));
-  if (config.compareEtcdTs) targets.push(size === null ? etcdTsTarget() : etcdTsClusterTarget(size));
-  if (config.compareNull) targets.push(nullTarget());
+  const fromSource = config.fromSource;
+  if (config.compareEtcdTs) {
+    targets.push(size === null ? etcdTsTarget(fromSource) : etcdTsClusterTarget(size, fromSource));
+  }
+  if (config.compareNull) targets.push(nullTarget(fromSource));
   return targets;
 }
 
@@ -482,6 +485,7 @@ async function runTarget(
         };
   const running = await target.start(options);
   activeTargets.add(running);
+  if (running.entryLine !== null) io.out(running.entryLine);
   let outcome: TargetOutcome;
   let acknowledged = 0;
   try {

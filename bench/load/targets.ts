@@ -1,10 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
+import { type ResolvedEntry, resolveEntry } from "../build/compiled.js";
 import type { WorkloadName } from "./config.js";
 import { BenchError } from "./errors.js";
 
@@ -26,6 +26,8 @@ export interface RunningTarget {
   cluster: RunningCluster | null;
   /** Stops the process and deletes its data dir; a no-op for an external endpoint. */
   stop(): Promise<void>;
+  /** Which code a Node server runs ("etcd-ts entry: node_modules/.cache/etcd-ts-bench/... (build up to date)"), else null. */
+  entryLine: string | null;
 }
 
 /** One started member of a cluster. */
@@ -97,7 +99,13 @@ export function externalTarget(endpoints: readonly string[]): Target {
     kind: "external",
     profilable: false,
     unsupported: () => null,
-    start: async () => ({ endpoints: [...endpoints], pid: null, cluster: null, stop: async () => {} }),
+    start: async () => ({
+      endpoints: [...endpoints],
+      pid: null,
+      cluster: null,
+      stop: async () => {},
+      entryLine: null,
+    }),
   };
 }
 
@@ -225,7 +233,7 @@ export function etcdTarget(): Target {
         throw new BenchError("BENCH_TARGET_START", `cannot start ${binary}: is etcd installed and on PATH?`);
       }
       await waitHealthy("etcd", managed, clientUrl);
-      return { endpoints: [endpoint], pid: child.pid, cluster: null, stop: managed.stop };
+      return { endpoints: [endpoint], pid: child.pid, cluster: null, stop: managed.stop, entryLine: null };
     },
   };
 }
@@ -236,45 +244,67 @@ export function nodeArgsFor(entryPath: string): string[] {
   return ["--import", import.meta.resolve("tsx"), entryPath];
 }
 
-const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
+const resolvedEntries = new Map<string, ResolvedEntry>();
+/** The first build this process resolved: later servers of the run start from it too. */
+let pinnedBuildDir: string | null = null;
 
-/** The etcd-ts server's entry point: $ETCD_TS_ENTRY or src/bin/etcd-ts.ts; a clear error when missing. */
-export function etcdTsEntry(): string {
-  const entry = process.env.ETCD_TS_ENTRY ?? join(repoRoot, "src", "bin", "etcd-ts.ts");
-  if (!existsSync(entry)) {
-    throw new BenchError(
-      "BENCH_TARGET_START",
-      `etcd-ts server entry point not found: ${entry} (set ETCD_TS_ENTRY)`,
-    );
+/**
+ * The file a Node server the bench starts runs, resolved once per process (the build is checked, and
+ * made when stale, before the first server starts; a cluster's members all run the same build).
+ */
+function resolvedEntry(sourceRelativePath: string, label: string, fromSource: boolean): ResolvedEntry {
+  const envEntry = sourceRelativePath === etcdTsSource ? process.env.ETCD_TS_ENTRY : undefined;
+  const key = `${sourceRelativePath}\n${fromSource}\n${envEntry ?? ""}`;
+  let entry = resolvedEntries.get(key);
+  if (entry === undefined) {
+    entry = resolveEntry({ sourceRelativePath, label, fromSource, envEntry, pinnedBuildDir });
+    resolvedEntries.set(key, entry);
+    pinnedBuildDir ??= entry.buildDir;
   }
   return entry;
 }
 
+const etcdTsSource = "src/bin/etcd-ts.ts";
+
+/**
+ * The etcd-ts server's entry point: $ETCD_TS_ENTRY, else the compiled build (bench/build/compiled.ts,
+ * rebuilt when src/ changed), else with `fromSource` src/bin/etcd-ts.ts under tsx. A clear error when
+ * missing.
+ */
+export function etcdTsEntry(fromSource = false): ResolvedEntry {
+  return resolvedEntry(etcdTsSource, "etcd-ts", fromSource);
+}
+
 /** The etcd-ts server, started exactly like etcd (it takes etcd's flags). */
-export function etcdTsTarget(): Target {
+export function etcdTsTarget(fromSource = false): Target {
   return {
     name: "etcd-ts",
     kind: "etcd-ts",
     profilable: true,
     unsupported: () => null,
     start: async (options) => {
-      const entry = etcdTsEntry();
+      const entry = etcdTsEntry(fromSource);
       const { flags, dataDir, clientUrl, endpoint } = await etcdFlags("etcd-ts");
-      const child = spawn(process.execPath, [...options.nodeFlags, ...nodeArgsFor(entry), ...flags], {
-        stdio: ["ignore", options.stdoutLine === null ? "ignore" : "pipe", "pipe"],
-      });
+      const child = spawn(
+        process.execPath,
+        [...options.nodeFlags, ...nodeArgsFor(entry.entryPath), ...flags],
+        { stdio: ["ignore", options.stdoutLine === null ? "ignore" : "pipe", "pipe"] },
+      );
       const managed = manage(child, options, () => rmSync(dataDir, { recursive: true, force: true }));
       await waitHealthy("etcd-ts", managed, clientUrl);
-      return { endpoints: [endpoint], pid: child.pid ?? null, cluster: null, stop: managed.stop };
+      return {
+        endpoints: [endpoint],
+        pid: child.pid ?? null,
+        cluster: null,
+        stop: managed.stop,
+        entryLine: entry.line,
+      };
     },
   };
 }
 
 /** The no-op gRPC KV server of bench/null, in its own process so its CPU is its own. */
-export function nullTarget(): Target {
-  const entry = fileURLToPath(
-    new URL(`../null/server${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url),
-  );
+export function nullTarget(fromSource = false): Target {
   return {
     name: "null",
     kind: "null",
@@ -282,6 +312,11 @@ export function nullTarget(): Target {
     unsupported: (workload) =>
       workload === "watch-latency" ? "the no-op server stores nothing, so it has no events to watch" : null,
     start: async (options) => {
+      const { entryPath: entry, line: entryLine } = resolvedEntry(
+        "bench/null/server.ts",
+        "null server",
+        fromSource,
+      );
       // stdin stays open as a lifeline: the server exits when the bench does, even on SIGKILL.
       const child = spawn(
         process.execPath,
@@ -316,7 +351,7 @@ export function nullTarget(): Target {
           `the no-op server did not start: ${whyItExited(managed.stderr())}`,
         );
       }
-      return { endpoints: [endpoint], pid: child.pid ?? null, cluster: null, stop: managed.stop };
+      return { endpoints: [endpoint], pid: child.pid ?? null, cluster: null, stop: managed.stop, entryLine };
     },
   };
 }

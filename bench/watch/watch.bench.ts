@@ -3,9 +3,11 @@
  * 1,000 and 10,000 watchers on one prefix, and the server's RSS with them, for each target in one run.
  *
  *   node --import tsx bench/watch/watch.bench.ts [--quick] [--targets a,b,...] [--watchers 1,1000,10000]
+ *     [--from-source]
  *
- * Targets: `etcd-ts` (a real etcd-ts member: the bin, src/bin/etcd-ts.ts, with raft, WAL and lmdb, in a
- * child process of its own, started as test/support/etcdTs.ts does: loopback, free ports, temp data dir),
+ * Targets: `etcd-ts` (a real etcd-ts member: the bin with raft, WAL and lmdb, compiled as users run it
+ * (bench/build/compiled.ts; --from-source: src/bin/etcd-ts.ts under tsx), in a child process of its own,
+ * started as `npm run bench -- --compare-etcd-ts` does: loopback, free ports, temp data dir),
  * `etcd` (a real etcd 3.4.23 from $ETCD_BIN or PATH, loopback, temp dir), `worker`, `inline`, `auto` (the
  * etcd-ts watch hub on the store double, no raft or WAL, fan-out mode as named, each in a child process:
  * isolates the watch path from the write path), or `external` (a running server: --endpoint host:port,
@@ -27,9 +29,9 @@ import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as hdr from "hdr-histogram-js";
 import { etcdserverpb } from "../../src/proto/index.js";
-import { startEtcdTs } from "../../test/support/etcdTs.js";
 import { startRealEtcd } from "../../test/support/realEtcd.js";
 import { channelOptions, methods, passThrough } from "../load/connections.js";
+import { defaultStartOptions, etcdTsTarget } from "../load/targets.js";
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
@@ -38,6 +40,10 @@ const option = (name: string): string | undefined => {
   return at >= 0 ? args[at + 1] : undefined;
 };
 const targetNames = (option("--targets") ?? "etcd-ts,etcd").split(",");
+/** Run target etcd-ts from the .ts sources under tsx instead of the compiled build (debugging only). */
+const fromSource = args.includes("--from-source");
+/** The entry line is printed once per run, not once per case. */
+const entryLinesPrinted = new Set<string | null>([null]);
 const watcherCounts = (option("--watchers") ?? "1,1000,10000").split(",").map(Number);
 const phaseSeconds = quick ? 2 : 8;
 /** Puts per second of the latency phase, by watcher count: kept well below each case's ceiling. */
@@ -94,15 +100,12 @@ async function startTarget(name: string): Promise<Server> {
     return { endpoint: etcd.endpoint, pid: etcd.process.pid as number, stop: () => etcd.stop() };
   }
   if (name === "etcd-ts") {
-    const member = await startEtcdTs({ name: "bench" });
-    return {
-      endpoint: member.endpoint,
-      pid: member.process.pid as number,
-      async stop() {
-        const code = await member.stop();
-        if (code !== 0) throw new Error(`etcd-ts exited with ${code} on SIGTERM:\n${member.stderr()}`);
-      },
-    };
+    const member = await etcdTsTarget(fromSource).start(defaultStartOptions);
+    if (!entryLinesPrinted.has(member.entryLine)) {
+      entryLinesPrinted.add(member.entryLine);
+      process.stdout.write(`${member.entryLine}\n`);
+    }
+    return { endpoint: member.endpoints[0] as string, pid: member.pid as number, stop: () => member.stop() };
   }
   if (!["worker", "inline", "auto"].includes(name)) throw new Error(`unknown target ${name}`);
   return startDouble(name);
