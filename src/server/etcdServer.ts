@@ -91,6 +91,11 @@ export interface EtcdServerOptions {
   onRemoved?: () => void;
   /** etcd's --strict-reconfig-check (default on). */
   strictReconfigCheck?: boolean;
+  /**
+   * Fault injection for the linearizability tests only: linearizable reads are answered from local
+   * state without ReadIndex (a broken server the checker must catch). Never set in production.
+   */
+  unsafeLocalReads?: boolean;
   logger: Logger;
   tickMs: number;
   electionTimeoutMs: number;
@@ -189,6 +194,7 @@ export class EtcdServer implements EtcdServerApi {
   /** Database files received with MsgSnap, by snapshot index, until raft hands that snapshot out. */
   private readonly receivedSnapshots = new Map<number, string>();
   private removed = false;
+  private readonly unsafeLocalReads: boolean;
   /** Peer messages are dropped until start() (etcd starts its raft node there); raft retries them. */
   private running = false;
 
@@ -206,6 +212,7 @@ export class EtcdServer implements EtcdServerApi {
     this.installSnapshotFile = options.installSnapshot ?? null;
     this.onRemoved = options.onRemoved ?? (() => {});
     this.strictReconfigCheck = options.strictReconfigCheck ?? true;
+    this.unsafeLocalReads = options.unsafeLocalReads === true;
     this.limits = { maxTxnOps: options.maxTxnOps, maxRequestBytes: options.maxRequestBytes };
     this.quotaBackendBytes = options.quotaBackendBytes;
     this.membership = new Membership(options.backend);
@@ -346,7 +353,7 @@ export class EtcdServer implements EtcdServerApi {
   }
 
   async range(request: etcdserverpb.RangeRequest): Promise<etcdserverpb.RangeResponseInit> {
-    if (!request.serializable) await this.reads.barrier();
+    if (!request.serializable && !this.unsafeLocalReads) await this.reads.barrier();
     return convert.rangeResponseToWire(this.store.range(convert.rangeRequestToStore(request)));
   }
 
@@ -367,7 +374,7 @@ export class EtcdServer implements EtcdServerApi {
     if (isTxnReadOnly(request)) {
       // etcd serves a read-only txn like a range: no proposal, linearizable unless every range in it
       // is serializable.
-      if (!isTxnSerializable(request)) await this.reads.barrier();
+      if (!isTxnSerializable(request) && !this.unsafeLocalReads) await this.reads.barrier();
       return convert.txnResponseToWire(this.store.txnReadOnly(convert.txnRequestToStore(request)));
     }
     this.checkQuota(txnPutCost(request));

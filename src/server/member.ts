@@ -196,6 +196,7 @@ export async function startMemberWithConfig(
       transport: peerTransport,
       peers: peerTransport,
       strictReconfigCheck: config.strictReconfigCheck,
+      unsafeLocalReads: unsafeLocalReads(serverLogger),
       installSnapshot: (path, onInstalled) => booted.store.installSnapshot(path, onInstalled),
       onRemoved: () => runtime.onRemoved?.(),
       logger: serverLogger,
@@ -365,6 +366,18 @@ class RunningMember implements Member {
     await this.booted.close();
     this.logger.info("closed etcd server", fields);
   }
+}
+
+/**
+ * ETCD_TS_FAULT_UNSAFE_LOCAL_READS=1 breaks linearizable reads on purpose (answered locally, no
+ * ReadIndex) so that the fault runs can show the linearizability checker catches such a server.
+ */
+function unsafeLocalReads(logger: Logger): boolean {
+  if (process.env.ETCD_TS_FAULT_UNSAFE_LOCAL_READS !== "1") return false;
+  logger.warn("FAULT INJECTION: linearizable reads are served locally without ReadIndex (tests only)", {
+    env: "ETCD_TS_FAULT_UNSAFE_LOCAL_READS",
+  });
+  return true;
 }
 
 /** Chunks of a received snapshot's database, as the peer transport sends them to a lagging member. */
