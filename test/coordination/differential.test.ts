@@ -136,8 +136,14 @@ async function scenario(c: Clients): Promise<Transcript> {
   rec("campaign B after wait", campaignB);
   await waitFor(() => observation.responses.length >= 3, "observe's second leader");
   rec("proclaim B w2", await settle(unary(e, e.Proclaim, { leader: campaignB.leader, value: b("w2") })));
+  // Lease 0 in a LeaderKey: the server's session grants a fresh 60 s lease and the put takes it.
+  rec(
+    "proclaim with lease 0",
+    await settle(unary(e, e.Proclaim, { leader: { ...campaignB.leader, lease: 0n }, value: b("w3") })),
+  );
+  rec("leader after lease-0 proclaim", await leader("el"));
   rec("resign B", await settle(unary(e, e.Resign, { leader: campaignB.leader })));
-  await waitFor(() => observation.responses.length >= 4, "observe's proclamation");
+  await waitFor(() => observation.responses.length >= 5, "observe's proclamations");
   rec("resign B again", await settle(unary(e, e.Resign, { leader: campaignB.leader })));
   rec(
     "campaign unknown lease",
@@ -151,7 +157,7 @@ async function scenario(c: Clients): Promise<Transcript> {
   rec("campaign el2", campaignC2);
   observation.cancel();
   observation2.cancel();
-  rec("observed el", observation.responses.slice(0, 4));
+  rec("observed el", observation.responses.slice(0, 5));
   rec("observed el2", observation2.responses.slice(0, 1));
   rec("keyspace", await unary(c.kv, c.kv.Range, { key: b("\0"), rangeEnd: b("\0") }));
   rec("lease list", (await unary(c.lease, c.lease.LeaseLeases, {})).leases.length);
