@@ -26,6 +26,9 @@ import {
 
 type Transcript = [string, unknown][];
 
+/** A Lock deadline that passes while it waits (the waiter queues within it on any sane machine). */
+const DEADLINE_MS = 1000;
+
 async function keyExists(c: Clients, key: string): Promise<boolean> {
   const r = await unary(c.kv, c.kv.Range, { key: b(key) });
   return r.kvs.length > 0;
@@ -57,7 +60,8 @@ async function scenario(c: Clients): Promise<Transcript> {
   const A = await grant();
   const B = await grant();
   const C = await grant();
-  rec("grant", [A, B, C]);
+  const C2 = await grant();
+  rec("grant", [A, B, C, C2]);
   const hex = (id: bigint) => id.toString(16);
   const lock = (name: string, lease: bigint) => settle(unary(c.lock, c.lock.Lock, { name: b(name), lease }));
   const unlock = (key: string) => settle(unary(c.lock, c.lock.Unlock, { key: b(key) }));
@@ -87,6 +91,17 @@ async function scenario(c: Clients): Promise<Transcript> {
   rec("cancelled lock", ((await cancelled.done) as { error: { code: number } }).error.code);
   await waitFor(async () => !(await keyExists(c, `lk2/${hex(B.ID)}`)), "the cancelled waiter's key deletion");
   rec("lk2/ after cancel", await unary(c.kv, c.kv.Range, prefixRange("lk2/")));
+
+  // A waiter whose deadline passes deletes its key too (whether or not it was queued by then).
+  const deadlined = await settle(
+    unary(c.lock, c.lock.Lock, { name: b("lk2"), lease: C2.ID }, { deadline: Date.now() + DEADLINE_MS }),
+  );
+  rec("lock past its deadline", (deadlined as { error: { code: number } }).error.code);
+  await waitFor(
+    async () => !(await keyExists(c, `lk2/${hex(C2.ID)}`)),
+    "the deadlined waiter's key deletion",
+  );
+  rec("lk2/ after deadline", (await unary(c.kv, c.kv.Range, prefixRange("lk2/"))).kvs);
 
   // Errors and edge cases of Lock.
   rec("lock unknown lease", await lock("lk3", 0x7777n));
