@@ -1,7 +1,7 @@
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { type ClusterTarget, startRealEtcdCluster } from "../support/cluster.js";
+import { type ClusterTarget, startCluster } from "../support/cluster.js";
 import { formatReport, runFaultRun } from "./faultRun.js";
 
 /**
@@ -14,7 +14,7 @@ import { formatReport, runFaultRun } from "./faultRun.js";
  * log, one HashKV, a gap-free watch). Each round writes fresh keys, so its history is checked on its own
  * (keys never shared: per-key checking makes this exact, and it bounds the checker's memory). A failing
  * round prints its seed and keeps its history file for `test/linearizability/check.ts`; the process exits 1.
- * Only real etcd (`--target etcd`) exists today; etcd-ts members plug in as another ClusterTarget.
+ * `--target etcd` (default) runs real etcd 3.4.23 members, `--target etcd-ts` runs etcd-ts members.
  */
 
 const EXIT_PASS = 0;
@@ -23,7 +23,7 @@ const EXIT_USAGE = 2;
 
 function usage(message: string): number {
   process.stderr.write(
-    `${message}\nusage: chaos.ts --duration SECONDS [--seed N] [--round SECONDS] [--clients N] [--keys N] [--out DIR] [--keep] [--target etcd]\n`,
+    `${message}\nusage: chaos.ts --duration SECONDS [--seed N] [--round SECONDS] [--clients N] [--keys N] [--out DIR] [--keep] [--target etcd|etcd-ts]\n`,
   );
   return EXIT_USAGE;
 }
@@ -55,13 +55,14 @@ async function main(): Promise<number> {
   if (durationS === null || seed === null || roundS === null || clients === null || keys === null) {
     return usage("--duration, --seed, --round, --clients and --keys take positive integers");
   }
-  if (values.target !== "etcd") return usage(`unknown --target ${values.target} (only "etcd" so far)`);
+  const kind = values.target;
+  if (kind !== "etcd" && kind !== "etcd-ts") return usage(`unknown --target ${kind} (etcd or etcd-ts)`);
   const out = values.out ?? join(tmpdir(), "etcd-ts-chaos");
   const rounds = Math.max(1, Math.ceil(durationS / roundS));
   process.stdout.write(
-    `chaos: seed ${seed}, ${durationS} s in ${rounds} round(s), ${clients} clients, ${keys} keys, histories in ${out}\n`,
+    `chaos: ${kind}, seed ${seed}, ${durationS} s in ${rounds} round(s), ${clients} clients, ${keys} keys, histories in ${out}\n`,
   );
-  const cluster: ClusterTarget = await startRealEtcdCluster({ size: 3, seed });
+  const cluster: ClusterTarget = await startCluster(kind, { size: 3, seed });
   let failed = 0;
   try {
     for (let round = 0; round < rounds; round++) {
