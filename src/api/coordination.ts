@@ -25,7 +25,16 @@ import { toGrpcStatus } from "./status.js";
 export interface CoordinationDeps {
   readonly server: EtcdServerApi & LeaseServerApi;
   readonly hub: WatchHub;
+  /**
+   * etcd's election timeout (--election-timeout, default 1000 ms): the tick of the monitor that ends
+   * `hasleader` Observe streams after NO_LEADER_TICKS_MAX ticks without a leader.
+   */
+  readonly electionTimeoutMs?: number;
 }
+
+const ELECTION_TIMEOUT_MS_DEFAULT = 1000;
+/** etcd's maxNoLeaderCnt: election timeouts without a leader before `hasleader` streams end. */
+const NO_LEADER_TICKS_MAX = 3;
 
 export interface CoordinationServices {
   readonly lock?: grpc.UntypedServiceImplementation;
@@ -34,9 +43,10 @@ export interface CoordinationServices {
 
 export function createCoordinationServices(deps: CoordinationDeps): CoordinationServices {
   const client = new MemberClient(deps.server, deps.hub);
+  const monitor = new LeaderMonitor(deps.server, deps.electionTimeoutMs ?? ELECTION_TIMEOUT_MS_DEFAULT);
   return {
     lock: lockHandlers(client) as unknown as grpc.UntypedServiceImplementation,
-    election: electionHandlers(client) as unknown as grpc.UntypedServiceImplementation,
+    election: electionHandlers(client, monitor) as unknown as grpc.UntypedServiceImplementation,
   };
 }
 
@@ -55,7 +65,7 @@ export function lockHandlers(client: MemberClient): LockHandlers {
   };
 }
 
-export function electionHandlers(client: MemberClient): ElectionHandlers {
+export function electionHandlers(client: MemberClient, monitor: LeaderMonitor): ElectionHandlers {
   return {
     Campaign(call, callback) {
       serveWaiting(client, call, callback, (request, signal) => campaign(client, request, signal));
@@ -70,7 +80,7 @@ export function electionHandlers(client: MemberClient): ElectionHandlers {
       serveWaiting(client, call, callback, (request) => leader(client, request));
     },
     Observe(call) {
-      serveObserve(client, call);
+      serveObserve(client, monitor, call);
     },
   };
 }
@@ -100,6 +110,7 @@ function serveWaiting<Req, Res extends object>(
 
 function serveObserve(
   client: MemberClient,
+  monitor: LeaderMonitor,
   call: grpc.ServerWritableStream<v3electionpb.LeaderRequest, v3electionpb.LeaderResponseInit>,
 ): void {
   const request: unknown = call.request;
@@ -119,9 +130,20 @@ function serveObserve(
   }
   const controller = new AbortController();
   const signal = controller.signal;
-  const abort = (): void => controller.abort();
+  const abort = (): void => {
+    monitor.remove(abort);
+    controller.abort();
+  };
   call.once("cancelled", abort);
   call.once("close", abort);
+  if (wantsLeader(call.metadata)) {
+    // etcd's stream interceptor cancels the stream's context with ErrGRPCNoLeader; Observe returns it.
+    monitor.add(abort, () => {
+      if (signal.aborted) return;
+      abort();
+      call.emit("error", toGrpcStatus(new EtcdError("NoLeader")));
+    });
+  }
   const send = (response: v3electionpb.LeaderResponseInit): Promise<void> =>
     new Promise<void>((resolve, reject) => {
       if (signal.aborted) {
@@ -146,10 +168,57 @@ function serveObserve(
     });
   observe(client, (request as v3electionpb.LeaderRequest).name, signal, send).then(
     () => {
+      monitor.remove(abort);
       if (!signal.aborted) call.end();
     },
     (error: unknown) => {
+      monitor.remove(abort);
       if (!signal.aborted) call.emit("error", toGrpcStatus(asServiceError(error)));
     },
   );
+}
+
+function wantsLeader(metadata: grpc.Metadata): boolean {
+  const values = metadata.get("hasleader");
+  return values.length > 0 && values[0] === "true";
+}
+
+/**
+ * etcd's monitorLeader for the Election service's streams: every election timeout it counts whether the
+ * member has a leader; after NO_LEADER_TICKS_MAX ticks without one, every registered `hasleader` stream
+ * ends with "etcdserver: no leader". Its timer runs only while streams are registered.
+ */
+export class LeaderMonitor {
+  /** Registered streams: the key is the stream's own abort, the value ends it with NoLeader. */
+  private readonly streams = new Map<() => void, () => void>();
+  private timer: NodeJS.Timeout | null = null;
+  private noLeaderTicks = 0;
+
+  constructor(
+    private readonly server: Pick<EtcdServerApi, "leader">,
+    private readonly tickMs: number,
+  ) {}
+
+  add(key: () => void, endNoLeader: () => void): void {
+    this.streams.set(key, endNoLeader);
+    if (this.timer === null) {
+      this.noLeaderTicks = 0;
+      this.timer = setInterval(() => this.tick(), this.tickMs);
+      this.timer.unref();
+    }
+  }
+
+  remove(key: () => void): void {
+    this.streams.delete(key);
+    if (this.streams.size === 0 && this.timer !== null) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
+  }
+
+  private tick(): void {
+    this.noLeaderTicks = this.server.leader === 0n ? this.noLeaderTicks + 1 : 0;
+    if (this.noLeaderTicks < NO_LEADER_TICKS_MAX) return;
+    for (const end of [...this.streams.values()]) end();
+  }
 }

@@ -1,9 +1,9 @@
 import { bytesEqual } from "../backend/bytes.js";
-import { EtcdError } from "../errors.js";
+import { EtcdError, isEtcdError } from "../errors.js";
 import { Event_EventType } from "../proto/gen/mvccpb.js";
 import type { etcdserverpb, v3electionpb } from "../proto/index.js";
 import { type Header, type MemberClient, prefixEnd, throwIfAborted } from "./client.js";
-import { CoordinationError, isCoordinationError } from "./errors.js";
+import { CoordinationError } from "./errors.js";
 import {
   createRevisionIs,
   firstCreate,
@@ -47,7 +47,7 @@ export async function campaign(
       } catch (error) {
         // Election.Proclaim forgets the key when it is not the leader, so Campaign's Resign then has no
         // key to delete; otherwise it resigns with the same guard.
-        if (!isCoordinationError(error, "ElectionNotLeader")) {
+        if (!isEtcdError(error, "ElectionNotLeader")) {
           await resignAs(client, key, leaderRevision).catch(() => {});
         }
         throw error;
@@ -72,7 +72,7 @@ export async function proclaim(
   request: v3electionpb.ProclaimRequest,
 ): Promise<v3electionpb.ProclaimResponseInit> {
   const leader = request.leader;
-  if (leader === undefined) throw new CoordinationError("MissingLeaderKey");
+  if (leader === undefined) throw new EtcdError("ElectionLeaderMissing");
   const lease = await sessionLease(client, leader.lease);
   const header = await proclaimAs(client, leader.key, leader.rev, lease, request.value);
   return { header };
@@ -90,7 +90,7 @@ async function proclaimAs(
     compare: [createRevisionIs(key, revision)],
     success: [{ request: { case: "requestPut", value: { key, value, lease } } }],
   });
-  if (response.succeeded !== true) throw new CoordinationError("ElectionNotLeader");
+  if (response.succeeded !== true) throw new EtcdError("ElectionNotLeader");
   return response.header as Header;
 }
 
@@ -99,7 +99,7 @@ export async function resign(
   request: v3electionpb.ResignRequest,
 ): Promise<v3electionpb.ResignResponseInit> {
   const leader = request.leader;
-  if (leader === undefined) throw new CoordinationError("MissingLeaderKey");
+  if (leader === undefined) throw new EtcdError("ElectionLeaderMissing");
   // The server's session grants a lease here too when the request names lease 0 (unused by the delete).
   await sessionLease(client, leader.lease);
   return { header: await resignAs(client, leader.key, leader.rev) };
@@ -120,7 +120,7 @@ export async function leader(
 ): Promise<v3electionpb.LeaderResponseInit> {
   const response = await client.range(firstCreate(withSlash(request.name)));
   const kv = response.kvs?.[0];
-  if (kv === undefined) throw new CoordinationError("ElectionNoLeader");
+  if (kv === undefined) throw new EtcdError("ElectionNoLeader");
   return { header: response.header as Header, kv };
 }
 

@@ -7,17 +7,13 @@
  * such error as UNKNOWN. So "etcdserver: requested lease not found" arrives with code 2, not 5 (spec §9).
  */
 
+/**
+ * Errors of this layer only. etcd's client-visible election errors ("election: not leader", "election:
+ * no leader", the missing leader key) are in src/errors.ts with the other etcd texts.
+ */
 export const CoordinationErrors = {
-  /** concurrency.ErrElectionNotLeader: Proclaim by a key that no longer holds its create revision. */
-  ElectionNotLeader: "election: not leader",
-  /** concurrency.ErrElectionNoLeader: Leader on a name without keys. */
-  ElectionNoLeader: "election: no leader",
-  /** v3election.ErrMissingLeaderKey: Proclaim/Resign without `leader`. */
-  MissingLeaderKey: '"leader" field must be provided',
   /** The call was cancelled (or its deadline passed) while it waited; the client sees its own status. */
   Cancelled: "context canceled",
-  /** clientv3 waitDelete's text when its watch closed without an error (the member is stopping). */
-  LostWatcher: "lost watcher waiting for delete",
 } as const;
 
 export type CoordinationErrorCode = keyof typeof CoordinationErrors;

@@ -10,31 +10,10 @@ import { MemberClient, prefixEnd } from "../../src/concurrency/client.js";
 import { campaign, leader, observe, proclaim } from "../../src/concurrency/election.js";
 import { lock, unlock } from "../../src/concurrency/mutex.js";
 import { etcdserverpb, type v3electionpb } from "../../src/proto/index.js";
-import type { LeaseServerApi } from "../../src/server/api.js";
 import { WatchHub } from "../../src/watch/hub.js";
-import { StoreServer } from "../api/storeServer.js";
 import { feedHub } from "../watch/watchServer.js";
+import { LeaseStoreServer } from "./storeDouble.js";
 import { b, str, waitFor } from "./support.js";
-
-/** Leases as far as the recipes need them: grant hands out ids; keys are not tied to them here. */
-class LeaseStoreServer extends StoreServer implements LeaseServerApi {
-  private nextLeaseId = 0x100n;
-  async leaseGrant(request: etcdserverpb.LeaseGrantRequest) {
-    return { header: { revision: this.store.revision }, ID: this.nextLeaseId++, TTL: request.TTL };
-  }
-  async leaseRevoke(): Promise<etcdserverpb.LeaseRevokeResponseInit> {
-    throw new Error("not in this double");
-  }
-  async leaseRenew(): Promise<etcdserverpb.LeaseKeepAliveResponseInit> {
-    throw new Error("not in this double");
-  }
-  async leaseTimeToLive(): Promise<etcdserverpb.LeaseTimeToLiveResponseInit> {
-    throw new Error("not in this double");
-  }
-  async leaseLeases(): Promise<etcdserverpb.LeaseLeasesResponseInit> {
-    throw new Error("not in this double");
-  }
-}
 
 describe("lock and election recipes over the watch hub", () => {
   let server: LeaseStoreServer;
@@ -43,8 +22,6 @@ describe("lock and election recipes over the watch hub", () => {
 
   before(async () => {
     server = new LeaseStoreServer();
-    // Every lease exists here: the lease layer is not what these cases are about.
-    server.store.setLeases({ exists: () => true, attach() {}, detach() {} });
     hub = new WatchHub({ store: server.store, header: () => server.header(), fanout: "inline" });
     await hub.start();
     feedHub(server.store, hub);
