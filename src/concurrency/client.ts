@@ -234,10 +234,9 @@ export class HubWatch implements StreamTransport {
 function watchResponseError(response: etcdserverpb.WatchResponse): Error | null {
   if (response.compactRevision !== 0) return new EtcdError("Compacted");
   if (response.canceled) {
-    return new CoordinationError(
-      "Server",
-      response.cancelReason || "etcdserver: mvcc: required revision is a future revision",
-    );
+    // A cancel without a reason is clientv3's ErrFutureRev; with one, the reason is the error's text.
+    if (response.cancelReason === "") return new EtcdError("FutureRev");
+    return new CoordinationError("Server", response.cancelReason);
   }
   return null;
 }

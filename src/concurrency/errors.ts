@@ -19,8 +19,8 @@ export const CoordinationErrors = {
 export type CoordinationErrorCode = keyof typeof CoordinationErrors;
 
 /**
- * A coordination error: `code` is stable, `message` etcd's text. `passThrough` errors carry the text of
- * an error the member raised (an EtcdError or a watch cancel reason) under code "Server".
+ * A coordination error: `code` is stable, `message` etcd's text. Code "Server" carries the text of an
+ * error the member raised (an EtcdError passed on as UNKNOWN, a watch cancel reason, "server stopped").
  */
 export class CoordinationError extends Error {
   override readonly name = "CoordinationError";

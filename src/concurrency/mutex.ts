@@ -7,7 +7,6 @@ import {
 import { Event_EventType } from "../proto/gen/mvccpb.js";
 import type { etcdserverpb } from "../proto/index.js";
 import { type Header, type MemberClient, prefixEnd, throwIfAborted } from "./client.js";
-import { CoordinationError } from "./errors.js";
 
 /**
  * etcd 3.4's clientv3/concurrency Mutex and the waits it shares with Election (key.go), as the v3lock
@@ -160,5 +159,3 @@ export async function unlock(client: MemberClient, key: Uint8Array): Promise<Hea
   const response = await client.deleteRange({ key });
   return response.header as Header;
 }
-
-export { CoordinationError };
