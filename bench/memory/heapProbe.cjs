@@ -10,7 +10,7 @@
  * CommonJS because --require is the only preload workers inherit; without $HEAP_PROBE_DIR it does nothing.
  */
 "use strict";
-const { renameSync, writeFileSync } = require("node:fs");
+const { renameSync, unlinkSync, writeFileSync } = require("node:fs");
 const { join } = require("node:path");
 const { syncBuiltinESMExports } = require("node:module");
 const { performance } = require("node:perf_hooks");
@@ -56,6 +56,7 @@ if (probeDir !== undefined && probeDir !== "") {
       })),
     };
     if (workerThreads.isMainThread) {
+      record.gcCount = gcCount;
       record.memoryUsage = process.memoryUsage();
       record.eventLoopUtilization = performance.eventLoopUtilization().utilization;
       record.workerModules = workerModules;
@@ -76,7 +77,28 @@ if (probeDir !== undefined && probeDir !== "") {
       // the probe dir went away (the bench ended first): the server must not notice the probe
     }
   };
-  setInterval(writeIfDue, intervalMs).unref();
+  const gcRequestPath = join(probeDir, "gc-request");
+  /**
+   * With node --expose-gc, a bench asks for a full GC in the main thread by creating "gc-request": it
+   * tells garbage (an idle server never collects) from live memory. The record written after the GC
+   * carries `gcDone`.
+   */
+  const collectIfAsked = () => {
+    if (!workerThreads.isMainThread || typeof globalThis.gc !== "function") return;
+    try {
+      unlinkSync(gcRequestPath);
+    } catch {
+      return; // not asked
+    }
+    globalThis.gc();
+    gcCount += 1;
+    lastWriteMs = 0;
+  };
+  let gcCount = 0;
+  setInterval(() => {
+    collectIfAsked();
+    writeIfDue();
+  }, intervalMs).unref();
   if (!workerThreads.isMainThread) {
     // The writer workers sleep in Atomics.wait between batches, and a blocked thread runs no timers:
     // record before each wait instead (a blocked thread's heap does not change while it waits).

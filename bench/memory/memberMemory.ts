@@ -8,12 +8,15 @@
  * against the member and measures again once it is idle.
  *
  *   node --import tsx bench/memory/memberMemory.ts [--from-source] [--idle-seconds 5]
- *        [--load m --duration 10] [--node-flags="--max-semi-space-size=1 ..."] [--json]
+ *        [--load m --duration 10] [--node-flags="--max-semi-space-size=1 ..."] [--gc] [--json]
+ *
+ * --gc: after each snapshot, a full GC of the main thread (node --expose-gc, asked through the probe)
+ * and the same figures again: what an idle member holds as garbage rather than live data.
  *
  * The figures are one process on a shared machine: compare runs made one after the other.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
@@ -44,6 +47,8 @@ interface HeapRecord {
   spaces: { name: string; sizeBytes: number; usedBytes: number }[];
   memoryUsage?: NodeJS.MemoryUsage;
   eventLoopUtilization?: number;
+  /** Full GCs the probe ran on request (main thread). */
+  gcCount?: number;
   workerModules?: Record<string, string>;
 }
 
@@ -164,6 +169,19 @@ function readProbe(probeDir: string): HeapRecord[] {
   }
   assert(records.length <= threadsMax, `more than ${threadsMax} probed threads`);
   return records.sort((a, b) => a.threadId - b.threadId);
+}
+
+/** Asks the probe for a full GC in the main thread (needs --expose-gc) and waits until it ran. */
+async function requestGc(probeDir: string): Promise<void> {
+  const before = readProbe(probeDir).find((record) => record.isMainThread)?.gcCount ?? 0;
+  writeFileSync(join(probeDir, "gc-request"), "");
+  const deadline = Date.now() + probeWaitMs;
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const main = readProbe(probeDir).find((record) => record.isMainThread);
+    if ((main?.gcCount ?? 0) > before) return;
+  }
+  throw new Error("the probe did not run the requested GC (is --expose-gc set?)");
 }
 
 async function snapshot(label: string, pid: number, probeDir: string): Promise<Snapshot> {
@@ -292,23 +310,37 @@ async function main(): Promise<void> {
       duration: { type: "string" },
       "node-flags": { type: "string" },
       json: { type: "boolean" },
+      gc: { type: "boolean" },
     },
   });
   const idleMs = Number(values["idle-seconds"] ?? "5") * 1000;
   assert(Number.isFinite(idleMs) && idleMs >= 0, "--idle-seconds must be a number");
   const probeDir = mkdtempSync(join(tmpdir(), "heap-probe-"));
   process.env.HEAP_PROBE_DIR = probeDir;
-  const nodeFlags = [...parseNodeFlags(values["node-flags"] ?? ""), "--require", probePath];
+  const snapshots: Snapshot[] = [];
+  const gc = values.gc ?? false;
+  const nodeFlags = [
+    ...parseNodeFlags(values["node-flags"] ?? ""),
+    ...(gc ? ["--expose-gc"] : []),
+    "--require",
+    probePath,
+  ];
+  /** Each snapshot, then (--gc) the same after a full GC of the main thread. */
+  const measure = async (label: string, pid: number): Promise<void> => {
+    snapshots.push(await snapshot(label, pid, probeDir));
+    if (!gc) return;
+    await requestGc(probeDir);
+    snapshots.push(await snapshot(`${label}, then a full GC of the main thread`, pid, probeDir));
+  };
   const running = await etcdTsTarget(values["from-source"] ?? false).start({
     ...defaultStartOptions,
     nodeFlags,
   });
-  const snapshots: Snapshot[] = [];
   try {
     assert(running.pid !== null, "the bench started the member");
     process.stdout.write(`${running.entryLine}\nnode flags: ${nodeFlags.join(" ")}\n`);
     await new Promise((resolve) => setTimeout(resolve, idleMs));
-    snapshots.push(await snapshot(`idle ${idleMs / 1000} s after start`, running.pid, probeDir));
+    await measure(`idle ${idleMs / 1000} s after start`, running.pid);
     if (values.load !== undefined) {
       const endpoint = running.endpoints[0] as string;
       await runLoad(endpoint, values.load, values.duration ?? "10");
