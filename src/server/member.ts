@@ -233,7 +233,7 @@ export async function startMemberWithConfig(
     for (const [path, handler] of Object.entries(leaderHandlers(server))) peerTransport.handle(path, handler);
     const api = createApi(server, {
       watch: createWatchService({ hub, server, electionTimeoutMs: config.electionTimeoutMs }),
-      ...createCoordinationServices({ server, hub }),
+      ...createCoordinationServices({ server, hub, electionTimeoutMs: config.electionTimeoutMs }),
       maxRequestBytes: config.maxRequestBytes,
       keepaliveIntervalMs: config.grpcKeepaliveIntervalMs,
       keepaliveTimeoutMs: config.grpcKeepaliveTimeoutMs,
