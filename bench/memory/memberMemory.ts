@@ -73,6 +73,8 @@ interface Snapshot {
     mallocedBytes: number;
     /** How old the thread's record was (a worker asleep in Atomics.wait does not write). */
     ageMs: number;
+    /** Committed bytes per V8 heap space ("new_space", "old_space", "code_space", ...). */
+    spaces: Record<string, number>;
   }[];
   memoryUsage: NodeJS.MemoryUsage | null;
   mainEventLoopUtilization: number | null;
@@ -218,6 +220,7 @@ async function snapshot(label: string, pid: number, probeDir: string): Promise<S
       heapTotalBytes: record.heap.total_heap_size,
       mallocedBytes: record.heap.malloced_memory,
       ageMs: sinceMs - record.atMs,
+      spaces: Object.fromEntries(record.spaces.map((space) => [space.name, space.sizeBytes])),
     })),
     memoryUsage: main?.memoryUsage ?? null,
     mainEventLoopUtilization: main?.eventLoopUtilization ?? null,
@@ -252,11 +255,20 @@ function printSnapshot(s: Snapshot): void {
     `all isolates: heap committed ${mib(heapTotalSum)} MiB, V8 malloced ${mib(mallocedSum)} MiB; ` +
       `anon RSS minus heaps ${mib(s.rssAnonBytes - heapTotalSum)} MiB (native: malloc, code, stacks, rings, lmdb)`,
   );
+  const main = s.threads.find((thread) => thread.name === "main");
+  if (main !== undefined) {
+    out(
+      `main heap spaces (committed MiB): ${Object.entries(main.spaces)
+        .filter(([, sizeBytes]) => sizeBytes >= 512 * 1024)
+        .map(([name, sizeBytes]) => `${name} ${mib(sizeBytes)}`)
+        .join(", ")}`,
+    );
+  }
   if (s.memoryUsage !== null) {
     const usage = s.memoryUsage;
     out(
       `main process.memoryUsage: external ${mib(usage.external)} MiB (arrayBuffers ${mib(usage.arrayBuffers)}), ` +
-        `main event loop utilisation ${((s.mainEventLoopUtilization ?? 0) * 100).toFixed(1)}%`,
+        `main event loop utilisation since start ${((s.mainEventLoopUtilization ?? 0) * 100).toFixed(1)}%`,
     );
   }
   out(
@@ -345,9 +357,7 @@ async function main(): Promise<void> {
       const endpoint = running.endpoints[0] as string;
       await runLoad(endpoint, values.load, values.duration ?? "10");
       await new Promise((resolve) => setTimeout(resolve, idleMs));
-      snapshots.push(
-        await snapshot(`idle ${idleMs / 1000} s after --load ${values.load}`, running.pid, probeDir),
-      );
+      await measure(`idle ${idleMs / 1000} s after --load ${values.load}`, running.pid);
     }
   } finally {
     await running.stop();

@@ -1,4 +1,5 @@
 import { BenchError } from "../load/errors.js";
+import { BuildFrameMapper } from "./sourceMaps.js";
 
 /**
  * Reads V8 .cpuprofile files (what `node --cpu-prof` writes) and sums self time by category: where a
@@ -215,12 +216,14 @@ function resolveNodes(profile: CpuProfile, repoRoot: string): Map<number, Resolv
     for (const child of node.children ?? []) parentOf.set(child, node.id);
   }
   const resolved = new Map<number, ResolvedNode>();
+  // Frames of the compiled build the benches run read as their .ts sources.
+  const mapper = new BuildFrameMapper(repoRoot);
   const resolve = (id: number): ResolvedNode => {
     const done = resolved.get(id);
     if (done !== undefined) return done;
     const node = byId.get(id);
     if (node === undefined) throw formatError("profile", `sample of unknown node ${id}`);
-    const frame = node.callFrame;
+    const frame = mapper.map(node.callFrame);
     let result: ResolvedNode;
     const location = shortLocation(frame, repoRoot);
     const name = frame.functionName || "(anonymous)";
