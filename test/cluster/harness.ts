@@ -57,14 +57,11 @@ const KNOWN_GAPS: Record<ClusterKind, ReadonlySet<string>> = {
   // MemberPromote; etcd 3.4's mayPromoteMember has no connectivity check at all.
   // After an unstarted learner is added, the next member add answers "etcdserver: unhealthy cluster"
   // where etcd answers "etcdserver: too many learner members in cluster".
-  // MemberUpdate of a follower's peer URL answers "etcdserver: request timed out" and that member
-  // then campaigns alone (leader 0, term climbing) instead of the update applying.
   // A member removing itself answers "etcdserver: request timed out" after the request timeout where
   // etcd answers at once (success, or "etcdserver: server stopped" as it stops).
   "etcd-ts": new Set([
     "promote-check-order",
     "second-learner-unhealthy",
-    "member-update-times-out",
     "self-remove-answer",
     // A member that joins empty (`existing`) when the leader's log no longer reaches back receives
     // the leader's database snapshot every few ms ("received and saved database snapshot") and never
@@ -73,8 +70,9 @@ const KNOWN_GAPS: Record<ClusterKind, ReadonlySet<string>> = {
   ]),
 };
 
+/** Whether a check is left unregistered for `kind`; CLUSTER_INCLUDE_GAPS=1 registers them all (to see a fix). */
 export function knownGap(kind: ClusterKind, gap: string): boolean {
-  return KNOWN_GAPS[kind].has(gap);
+  return process.env.CLUSTER_INCLUDE_GAPS !== "1" && KNOWN_GAPS[kind].has(gap);
 }
 
 /** A cluster for the end-to-end tests: no fault proxies, quick timeouts. */
