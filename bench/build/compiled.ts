@@ -50,6 +50,11 @@ const mtimeSlackMs = 100;
 const inputEntriesMax = 100_000;
 /** How long one tsc run may take before the bench gives up on it. */
 const buildTimeoutMs = 300_000;
+/**
+ * How long an older build is kept after a newer one (each is ~4 MB): longer than any bench run that may
+ * still start members from it, and than any tsc run building into its own directory meanwhile.
+ */
+export const buildKeepMs = 3_600_000;
 /** Characters of tsc's output kept for the error or warning line. */
 const buildOutputCharsMax = 600;
 
@@ -180,14 +185,18 @@ export const tscBuilder: Builder = (repoRoot, outDir) => {
   return `tsc exited with ${result.status}: ${output.slice(0, buildOutputCharsMax)}`;
 };
 
-/** Makes a new build and points `current` at it; returns tsc's complaint (type errors) or null. */
-function rebuild(cacheDir: string, repoRoot: string, builder: Builder, nowMs: () => number): string | null {
+/** Makes a new build and points `current` at it; returns it and tsc's complaint (type errors) or null. */
+function rebuild(
+  cacheDir: string,
+  repoRoot: string,
+  builder: Builder,
+  nowMs: () => number,
+): { buildDir: string; complaint: string | null } {
   mkdirSync(cacheDir, { recursive: true });
   const startedAtMs = nowMs();
   const dirName = `${buildDirPrefix}${startedAtMs}-${process.pid}`;
   const buildDir = join(cacheDir, dirName);
   rmSync(buildDir, { recursive: true, force: true });
-  const previous = currentBuildDir(cacheDir);
   const complaint = builder(repoRoot, buildDir);
   // The stamp holds the start time: a source saved while tsc ran is newer than the build.
   writeFileSync(join(buildDir, stampFileName), `${JSON.stringify({ startedAtMs } satisfies Stamp)}\n`);
@@ -195,14 +204,16 @@ function rebuild(cacheDir: string, repoRoot: string, builder: Builder, nowMs: ()
   rmSync(temporaryLink, { force: true });
   symlinkSync(dirName, temporaryLink);
   renameSync(temporaryLink, join(cacheDir, currentLinkName));
-  // Older builds go; the one just replaced stays, as a bench started from it may still spawn workers.
+  // Builds older than buildKeepMs go, except the current one. Not just "all but the newest": other
+  // benches may be building into their own directory right now, or running members from an older
+  // build for a long run (a cluster starts members one by one).
   for (const name of readdirSync(cacheDir)) {
-    const path = join(cacheDir, name);
-    if (name.startsWith(buildDirPrefix) && name !== dirName && path !== previous) {
-      rmSync(path, { recursive: true, force: true });
-    }
+    const match = /^b-(\d+)-\d+$/.exec(name);
+    if (match === null || name === dirName) continue;
+    if (Number(match[1]) < startedAtMs - buildKeepMs)
+      rmSync(join(cacheDir, name), { recursive: true, force: true });
   }
-  return complaint;
+  return { buildDir, complaint };
 }
 
 export interface ResolvedEntry {
@@ -288,13 +299,19 @@ export function resolveEntry(options: ResolveOptions): ResolvedEntry {
   const cacheDir = options.cacheDir ?? join(repoRoot, buildCacheDirName);
   const staleness = buildStaleness(currentBuildDir(cacheDir), repoRoot, options.sourceRelativePath);
   let complaint: string | null = null;
+  // Ours when we built (another bench may swap `current` to its own build meanwhile).
+  let buildDir = currentBuildDir(cacheDir);
   let rebuiltMs: number | null = null;
   if (staleness.stale) {
     const startedAtMs = Date.now();
-    complaint = rebuild(cacheDir, repoRoot, options.builder ?? tscBuilder, options.nowMs ?? Date.now);
+    ({ buildDir, complaint } = rebuild(
+      cacheDir,
+      repoRoot,
+      options.builder ?? tscBuilder,
+      options.nowMs ?? Date.now,
+    ));
     rebuiltMs = Date.now() - startedAtMs;
   }
-  const buildDir = currentBuildDir(cacheDir);
   assert(buildDir !== null, "a build exists after rebuild");
   const entryPath = compiledPath(buildDir, options.sourceRelativePath);
   if (!existsSync(entryPath)) {
