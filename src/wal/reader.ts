@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { type FileHandle, open } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32cUpdate } from "./crc32c.js";
 import { WalCorruptError, WalError } from "./errors.js";
@@ -266,13 +266,97 @@ export interface WalReadResult {
   tempFiles: string[];
 }
 
-function toUint8(buffer: Buffer): Uint8Array {
-  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-}
-
 function lastNonZeroEnd(bytes: Uint8Array, from: number): number {
   for (let i = bytes.length - 1; i >= from; i--) if (bytes[i] !== 0) return i + 1;
   return from;
+}
+
+/** Bytes read per read(2) while following a segment's records and while checking its zero tail. */
+const SEGMENT_READ_CHUNK_BYTES = 1 << 20;
+
+export interface LoadedSegment {
+  /**
+   * The file's first bytes: every frame up to the first zero length word (the end of records), or the
+   * whole file. The rest of the file, when any, is all zeros.
+   */
+  bytes: Uint8Array;
+  fileSizeBytes: number;
+}
+
+/**
+ * Reads a segment's records without reading its preallocated zero tail into memory. A fresh segment is
+ * 64 MB of zeros with a few KiB of records: reading it whole made a 64 MB buffer at every open (RSS that
+ * stayed until a full GC). Instead the frames are followed by their length words, reading chunk by chunk
+ * into a buffer of the file's size whose untouched pages the kernel never backs, and the rest is checked
+ * to be zeros through one small chunk. `decodeSegment` of the result gives exactly what it gives for the
+ * whole file: it reads no byte past the frames walked here, and past them the file is zeros. Anything
+ * unusual (a bad length word, non-zero bytes after the end of records) falls back to the whole file, so
+ * errors and torn-write handling are those of the whole-file decode.
+ */
+export async function loadSegment(path: string): Promise<LoadedSegment> {
+  const handle = await open(path, "r");
+  try {
+    const fileSizeBytes = (await handle.stat()).size;
+    const bytes = new Uint8Array(fileSizeBytes);
+    let loaded = 0;
+    /** Makes bytes [0, end) present (end is clamped to the file's size). */
+    const loadTo = async (end: number): Promise<void> => {
+      const target = Math.min(end, fileSizeBytes);
+      while (loaded < target) {
+        const length = Math.max(target - loaded, Math.min(SEGMENT_READ_CHUNK_BYTES, fileSizeBytes - loaded));
+        const { bytesRead } = await handle.read(bytes, loaded, length, loaded);
+        if (bytesRead === 0) throw new WalError("WAL_CORRUPT", `wal: ${path} shrank while being read`);
+        loaded += bytesRead;
+      }
+    };
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let off = 0;
+    for (;;) {
+      await loadTo(off + FRAME_HEADER_BYTES);
+      if (off + FRAME_HEADER_BYTES > fileSizeBytes) break;
+      const bodyBytes = view.getUint32(off, true);
+      const padWord = view.getUint32(off + 4, true);
+      if (bodyBytes === 0 && padWord === 0) break;
+      if (bodyBytes < RECORD_HEADER_BYTES || bodyBytes > BODY_BYTES_LIMIT)
+        return await loadWhole(handle, path);
+      off += FRAME_HEADER_BYTES + ((bodyBytes + 7) & ~7);
+      await loadTo(off);
+      if (off >= fileSizeBytes) break;
+    }
+    const prefixEnd = Math.min(off, fileSizeBytes);
+    await loadTo(prefixEnd);
+    if (!(await zerosFrom(handle, loaded, fileSizeBytes))) return await loadWhole(handle, path);
+    return { bytes: bytes.subarray(0, loaded), fileSizeBytes };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The original way: the whole file in one buffer (for segments whose tail is not plain zeros). */
+async function loadWhole(handle: FileHandle, path: string): Promise<LoadedSegment> {
+  const fileSizeBytes = (await handle.stat()).size;
+  const bytes = new Uint8Array(fileSizeBytes);
+  let loaded = 0;
+  while (loaded < fileSizeBytes) {
+    const { bytesRead } = await handle.read(bytes, loaded, fileSizeBytes - loaded, loaded);
+    if (bytesRead === 0) throw new WalError("WAL_CORRUPT", `wal: ${path} shrank while being read`);
+    loaded += bytesRead;
+  }
+  return { bytes, fileSizeBytes };
+}
+
+/** True when the file's bytes [from, end) are all zeros, read through one small reused chunk. */
+async function zerosFrom(handle: FileHandle, from: number, end: number): Promise<boolean> {
+  if (from >= end) return true;
+  const chunk = new Uint8Array(Math.min(SEGMENT_READ_CHUNK_BYTES, end - from));
+  let position = from;
+  while (position < end) {
+    const { bytesRead } = await handle.read(chunk, 0, Math.min(chunk.length, end - position), position);
+    if (bytesRead === 0) return false;
+    if (!isAllZero(chunk, 0, bytesRead)) return false;
+    position += bytesRead;
+  }
+  return true;
 }
 
 /**
@@ -315,7 +399,7 @@ export async function readWal(
   for (let i = 0; i < segments.length; i++) {
     const segment = segments[i]!;
     const isLast = i === segments.length - 1;
-    const bytes = toUint8(await readFile(join(dir, segment.name)));
+    const { bytes, fileSizeBytes } = await loadSegment(join(dir, segment.name));
     state.atStart = i === 0;
     const result = decodeSegment(bytes, segment.name, isLast, state);
     if (result.torn !== null) torn = { file: segment.name, ...result.torn };
@@ -323,7 +407,8 @@ export async function readWal(
       tail = {
         segment,
         endOffsetBytes: result.endOffset,
-        fileSizeBytes: bytes.length,
+        fileSizeBytes,
+        // Beyond `bytes` the file is all zeros (loadSegment checked), so the scan can stop at its end.
         lastNonZeroEnd: lastNonZeroEnd(bytes, result.endOffset),
       };
     }
