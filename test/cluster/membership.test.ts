@@ -105,49 +105,54 @@ for (const target of clusterTargets()) {
       await assertSameHashKV(cluster);
     });
 
-    if (!knownGap(target.kind, "second-learner-unhealthy"))
-      it("an unstarted learner: a second learner is refused, promoting it is refused as unsynced, removing it is allowed", async () => {
-        // Added but not started: its raft log is empty, so it is far from in sync.
-        const first = await reconfigure(
-          all(),
-          "member",
-          "add",
-          "l0",
-          "--learner",
-          "--peer-urls=http://127.0.0.1:4",
-        );
-        assert.equal(first.code, 0, first.stderr);
-        const l0 = parseMemberAdd(first.stdout);
-        await ctlFails(
-          all(),
-          "etcdserver: too many learner members in cluster",
-          "member",
-          "add",
-          "l9",
-          "--learner",
-          "--peer-urls=http://127.0.0.1:5",
-        );
-        await ctlFails(
-          all(),
-          "etcdserver: can only promote a learner member which is in sync with leader",
-          "member",
-          "promote",
-          hex(l0.id),
-        );
-        const unstartedLearner = (await memberList(cluster)).find((m) => m.ID === l0.id.toString());
-        assert.deepEqual(unstartedLearner, {
-          ID: l0.id.toString(),
-          peerURLs: ["http://127.0.0.1:4"],
-          isLearner: true,
-        });
-        // A learner never counts for quorum: removing it is always allowed.
-        await ctl(all(), "member", "remove", hex(l0.id));
-        assert.equal((await memberList(cluster)).length, 3);
+    it("an unstarted learner: a second learner is refused, promoting it is refused as unsynced, removing it is allowed", async () => {
+      // Every call goes to one member: the strict check is that member's own view of its peer links,
+      // and the first add (retried through "unhealthy cluster" after the previous test's restart)
+      // proves that member's links are old enough for the refusals that follow.
+      const one = endpoints(cluster, ["m1"]);
+      // Added but not started: its raft log is empty, so it is far from in sync.
+      const first = await reconfigure(
+        one,
+        "member",
+        "add",
+        "l0",
+        "--learner",
+        "--peer-urls=http://127.0.0.1:4",
+      );
+      assert.equal(first.code, 0, first.stderr);
+      const l0 = parseMemberAdd(first.stdout);
+      await ctlFails(
+        one,
+        "etcdserver: too many learner members in cluster",
+        "member",
+        "add",
+        "l9",
+        "--learner",
+        "--peer-urls=http://127.0.0.1:5",
+      );
+      await ctlFails(
+        one,
+        "etcdserver: can only promote a learner member which is in sync with leader",
+        "member",
+        "promote",
+        hex(l0.id),
+      );
+      const unstartedLearner = (await memberList(cluster)).find((m) => m.ID === l0.id.toString());
+      assert.deepEqual(unstartedLearner, {
+        ID: l0.id.toString(),
+        peerURLs: ["http://127.0.0.1:4"],
+        isLearner: true,
       });
+      // A learner never counts for quorum: removing it is always allowed.
+      await ctl(one, "member", "remove", hex(l0.id));
+      assert.equal((await memberList(cluster)).length, 3);
+    });
 
     it("a learner started with `existing` catches up, refuses writes and linearizable reads, and is promoted", async () => {
       await ctl(all(), "put", "before-learner", "1");
-      const { member: learner, output } = await cluster.addMember("l1", { learner: true });
+      // Requests that a learner refuses ("rpc not supported for learner") go to the voters only.
+      const voters = all();
+      const { member: learner, output } = await cluster.addMember("l1", { learner: true, via: voters });
       assert.match(output, new RegExp(`^Member\\s+${hex(learner.id)} added to cluster\\s+[0-9a-f]+$`, "m"));
       assert.match(output, /^ETCD_INITIAL_CLUSTER_STATE="existing"$/m);
       await ctl(endpoints(cluster, ["m1"]), "put", "after-learner", "2");
@@ -181,15 +186,15 @@ for (const target of clusterTargets()) {
         ),
       );
       assert.match(
-        await ctl(all(), "member", "list"),
+        await ctl(voters, "member", "list"),
         new RegExp(`^${hex(learner.id)}, started, l1, ${learner.peerUrl}, ${learner.clientUrl}, true$`, "m"),
       );
 
       const deadline = Date.now() + PROMOTE_RETRY_MS;
-      let promoted = await reconfigure(all(), "member", "promote", hex(learner.id));
+      let promoted = await reconfigure(voters, "member", "promote", hex(learner.id));
       while (promoted.code !== 0 && /in sync with leader/.test(promoted.stderr) && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 250));
-        promoted = await reconfigure(all(), "member", "promote", hex(learner.id));
+        promoted = await reconfigure(voters, "member", "promote", hex(learner.id));
       }
       assert.equal(promoted.code, 0, promoted.stderr);
       assert.match(
@@ -197,7 +202,7 @@ for (const target of clusterTargets()) {
         new RegExp(`^Member\\s+${hex(learner.id)} promoted in cluster\\s+[0-9a-f]+$`, "m"),
       );
       assert.match(
-        await ctl(all(), "member", "list"),
+        await ctl(voters, "member", "list"),
         new RegExp(`^${hex(learner.id)}, started, l1, [^,]+, [^,]+, false$`, "m"),
       );
       await ctl([learner.endpoint], "put", "via-promoted", "3");
@@ -223,32 +228,47 @@ for (const target of clusterTargets()) {
     });
 
     if (!knownGap(target.kind, "member-update-times-out"))
-      it("member update moves a member's peer URL; restarted on it, the member rejoins", async () => {
-        const leader = await leaderName(cluster);
-        const moving = cluster.members.find((m) => m.name !== leader && m.name !== "m1");
-        assert.ok(moving !== undefined);
-        const newUrl = await cluster.movePeerUrl(moving.name);
-        const updated = await reconfigure(all(), "member", "update", hex(moving.id), `--peer-urls=${newUrl}`);
-        assert.equal(updated.code, 0, updated.stderr);
-        assert.match(
-          updated.stdout,
-          new RegExp(`^Member\\s+${hex(moving.id)} updated in cluster\\s+[0-9a-f]+$`, "m"),
-        );
-        assert.deepEqual((await memberList(cluster)).find((m) => m.ID === moving.id.toString())?.peerURLs, [
-          newUrl,
-        ]);
-        await cluster.stopMember(moving.name);
-        await cluster.restart(moving.name);
-        assert.equal(cluster.member(moving.name).peerUrl, newUrl);
-        await ctl(endpoints(cluster, ["m1"]), "put", "after-move", "4");
-        assert.equal(
-          (
-            await ctl([cluster.member(moving.name).endpoint], "get", "after-move", "--print-value-only")
-          ).trim(),
-          "4",
-        );
-        await assertSameHashKV(cluster);
-      });
+      if (!knownGap(target.kind, "member-update-drops-streams"))
+        it("member update moves a member's peer URL; restarted on it, the member rejoins", async () => {
+          const leader = await leaderName(cluster);
+          const moving = cluster.members.find((m) => m.name !== leader && m.name !== "m1");
+          assert.ok(moving !== undefined);
+          const newUrl = await cluster.movePeerUrl(moving.name);
+          // Asked through the moving member itself: it must learn the commit of its own new URL while its
+          // peers already dial that URL (where nothing listens yet) — etcd keeps the established streams.
+          const updated = await reconfigure(
+            [moving.endpoint],
+            "member",
+            "update",
+            hex(moving.id),
+            `--peer-urls=${newUrl}`,
+          );
+          assert.equal(updated.code, 0, updated.stderr);
+          assert.match(
+            updated.stdout,
+            new RegExp(`^Member\\s+${hex(moving.id)} updated in cluster\\s+[0-9a-f]+$`, "m"),
+          );
+          assert.deepEqual((await memberList(cluster)).find((m) => m.ID === moving.id.toString())?.peerURLs, [
+            newUrl,
+          ]);
+          // Until it restarts on the new URL, the member stays in the cluster over the streams it has.
+          await ctl(endpoints(cluster, ["m1"]), "put", "during-move", "3");
+          assert.equal(
+            (await ctl([moving.endpoint], "get", "during-move", "--print-value-only")).trim(),
+            "3",
+          );
+          await cluster.stopMember(moving.name);
+          await cluster.restart(moving.name);
+          assert.equal(cluster.member(moving.name).peerUrl, newUrl);
+          await ctl(endpoints(cluster, ["m1"]), "put", "after-move", "4");
+          assert.equal(
+            (
+              await ctl([cluster.member(moving.name).endpoint], "get", "after-move", "--print-value-only")
+            ).trim(),
+            "4",
+          );
+          await assertSameHashKV(cluster);
+        });
 
     it("member remove: the removed member's process ends, and so does a member that removes itself", async () => {
       const leader = await leaderName(cluster);
