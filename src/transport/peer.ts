@@ -45,7 +45,6 @@ export class Peer {
   private attempt = 0;
   private request: ClientRequest | null = null;
   private socket: Socket | null = null;
-  private connectedUrl = "";
   private dialStartedMs = 0;
   private retryAtMs = 0;
   private failures = 0;
@@ -186,9 +185,8 @@ export class Peer {
     if (this.state === "dialing") this.abortDial(new Error("peer URLs changed"));
     this.urls = [...urls];
     this.urlIndex = 0;
-    if (this.state === "open" && !this.urls.includes(this.connectedUrl)) {
-      this.lost("write", new Error(`peer URLs changed; ${this.connectedUrl} is no longer one`));
-    }
+    // An open stream stays: etcd only changes where the next dial goes (its URL picker), so a member
+    // whose URL moves keeps hearing the cluster (e.g. the commit of its own update) until it restarts.
   }
 
   /** The housekeeping tick: redials, dial deadline, heartbeats, read timeout, snapshot stalls. */
@@ -324,7 +322,6 @@ export class Peer {
     const now = this.ctx.nowMs();
     this.state = "open";
     this.socket = socket;
-    this.connectedUrl = url;
     this.failures = 0;
     this.lastReadMs = now;
     this.lastWriteMs = now;

@@ -164,27 +164,29 @@ describe("a restarted peer", () => {
 });
 
 describe("URL changes", () => {
-  it("updatePeer moves the stream to the new URL; a second URL is tried when the first fails", async () => {
+  it("updatePeer keeps the open stream and dials the new URL once it breaks; a second URL is tried when the first fails", async () => {
     const a = await startNode(1n);
     const b = await startNode(2n);
     const deadUrl = `http://127.0.0.1:${await freePort()}`;
+    const oldPath = await startStallProxy(b.port);
     try {
-      a.transport.addPeer(2n, [deadUrl, b.url]);
+      a.transport.addPeer(2n, [deadUrl, oldPath.url]);
       await waitFor("stream up through the second URL", () => a.transport.activeSince(2n) > 0);
-      const proxy = await startStallProxy(b.port);
-      try {
-        a.transport.updatePeer(2n, [proxy.url]);
-        await waitFor(
-          "reconnected through the new URL",
-          () => proxy.accepted > 0 && a.transport.activeSince(2n) > 0,
-        );
-        a.transport.send([appMessage(1n, 2n, 5)]);
-        await waitFor("delivered", () => b.received.some((m) => m.index === 5));
-        assert.ok(linesWith(a, "updated remote peer").length === 1);
-      } finally {
-        await proxy.close();
-      }
+      assert.equal(oldPath.accepted, 1);
+      // etcd changes only where the next dial goes: the established stream keeps carrying messages.
+      a.transport.updatePeer(2n, [b.url]);
+      a.transport.send([appMessage(1n, 2n, 5)]);
+      await waitFor("delivered over the stream it had", () => b.received.some((m) => m.index === 5));
+      assert.ok(linesWith(a, "updated remote peer").length === 1);
+      // The old path goes away: the redial goes to the new URL.
+      await oldPath.close();
+      await waitFor("reconnected through the new URL", () => {
+        a.transport.send([appMessage(1n, 2n, 6)]);
+        return b.received.some((m) => m.index === 6);
+      });
+      assert.equal(oldPath.accepted, 1, "never dialed the old URL again");
     } finally {
+      await oldPath.close();
       await a.close();
       await b.close();
     }
