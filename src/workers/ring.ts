@@ -11,6 +11,12 @@ import { assert } from "../assert.js";
  * header (payload length, then a caller-defined 32-bit tag) followed by the payload, padded to 8 bytes.
  * A length of WRAP_MARK means "the rest of the area is unused, continue at offset 0".
  *
+ * Rewinding: the producer also wraps early, once its write position is past REWIND_AFTER_BYTES and the
+ * consumer is close behind (REWIND_BACKLOG_MAX_BYTES) with room for the frame at offset 0. A ring that keeps up therefore cycles through its
+ * first megabyte or so instead of streaming through the whole area: the pages of a 16 MiB ring that is
+ * rarely more than a few KiB full are never touched, so they cost no RSS (each process has several
+ * rings) and the frames stay in cache. The full capacity is still there for a backlog.
+ *
  * Positions: `writePos` and `readPos` are byte offsets in [0, capacityBytes). The ring is empty when they
  * are equal; the producer never lets them become equal by filling, so a full ring keeps at least one free
  * 8-byte cell. Only the producer stores `writePos`; only the consumer stores `readPos`.
@@ -30,9 +36,19 @@ const SLOT_WRITE_SEQ = 2;
 /** Bumped on every release; producers waiting for space wait on it. */
 const SLOT_READ_SEQ = 3;
 const SLOT_CLOSED = 4;
+/** Where the producer last wrote a WRAP_MARK: the area from there to the end is skipped (for usedBytes). */
+const SLOT_WRAP_AT = 5;
 const HEADER_BYTES = 64;
 const FRAME_HEADER_BYTES = 8;
 const WRAP_MARK = 0xffffffff;
+/** The producer wraps early once its write position passes this and offset 0 has room (see above). */
+const REWIND_AFTER_BYTES = 1024 * 1024;
+/**
+ * ...but only while the consumer is at most this far behind. Until the consumer passes the early wrap
+ * mark the producer has only [0, readPos) to write in; this keeps that at least REWIND_AFTER_BYTES minus
+ * this, so a rewind never shrinks the room a backlog has: a ring with a real backlog wraps at the end.
+ */
+const REWIND_BACKLOG_MAX_BYTES = 64 * 1024;
 
 function align8(n: number): number {
   return (n + 7) & ~7;
@@ -89,7 +105,12 @@ class RingView {
   usedBytes(): number {
     const w = Atomics.load(this.header, SLOT_WRITE_POS);
     const r = Atomics.load(this.header, SLOT_READ_POS);
-    return w >= r ? w - r : this.capacityBytes - r + w;
+    if (w >= r) return w - r;
+    // Wrapped: the frames run from r to the wrap mark, then from 0 to w. The mark is stored before the
+    // write position that follows it is published; a mark read out of step (below r) counts the whole
+    // tail, as the ring did before it rewound early.
+    const wrapAt = Atomics.load(this.header, SLOT_WRAP_AT);
+    return (wrapAt >= r ? wrapAt : this.capacityBytes) - r + w;
   }
 }
 
@@ -126,7 +147,11 @@ export class RingProducer extends RingView {
       const tail = cap - w;
       if (size > tail || (size === tail && r === 0)) {
         if (size >= r) return null;
-        this.words.setUint32(w, WRAP_MARK, true);
+        this.wrapAt(w);
+        w = 0;
+      } else if (w >= REWIND_AFTER_BYTES && w - r <= REWIND_BACKLOG_MAX_BYTES && size < r) {
+        // Rewind early: the frame fits below the consumer, so the rest of the area stays untouched.
+        this.wrapAt(w);
         w = 0;
       }
     } else if (w + size >= r) {
@@ -137,6 +162,12 @@ export class RingProducer extends RingView {
     const start = w + FRAME_HEADER_BYTES;
     this.reservedEnd = (w + size) % cap;
     return this.data.subarray(start, start + length);
+  }
+
+  /** Writes the wrap mark at `w` (8-aligned, so its 4 bytes fit before the end) and records where. */
+  private wrapAt(w: number): void {
+    this.words.setUint32(w, WRAP_MARK, true);
+    Atomics.store(this.header, SLOT_WRAP_AT, w);
   }
 
   /** Ends the current reservation; the frame is published at the next `publish()`. */
