@@ -5,6 +5,8 @@
  *
  *   npm run bench:mvcc              full run (minutes, ~2 GB of disk)
  *   npm run bench:mvcc -- --quick   smoke run (seconds)
+ *   --no-prev-kv                     the store's events carry no prevKv (MvccStoreOptions.eventsWithPrevKv
+ *                                    false, as a server does when the watch hub looks prev_kv up itself)
  *
  * Everything runs in this process on the main thread, as the server's apply loop will: no gRPC, no raft.
  * "Main-thread CPU" is read from /proc (Linux) for the main thread alone, so the writer thread's work and
@@ -19,6 +21,7 @@ import { type LmdbBackend, openLmdbBackend } from "../../src/backend/lmdb.js";
 import { MvccStore } from "../../src/mvcc/store.js";
 
 const quick = process.argv.includes("--quick");
+const eventsWithPrevKv = !process.argv.includes("--no-prev-kv");
 const KEY_BYTES = 256;
 const VALUE_BYTES = 1024;
 const config = quick
@@ -55,10 +58,10 @@ async function openStore(
 ): Promise<{ dir: string; backend: LmdbBackend; store: MvccStore }> {
   const dir = mkdtempSync(join(tmpdir(), "etcd-ts-bench-mvcc-"));
   const backend = await openLmdbBackend({ dir, batchIntervalMs });
-  return { dir, backend, store: MvccStore.open({ backend }) };
+  return { dir, backend, store: MvccStore.open({ backend, eventsWithPrevKv }) };
 }
 
-/** One put per raft entry, first to new keys, then updating them (events carry prevKv). */
+/** One put per raft entry, first to new keys, then updating them (events carry prevKv unless --no-prev-kv). */
 async function benchPuts(batchIntervalMs: number): Promise<void> {
   const { dir, backend, store } = await openStore(batchIntervalMs);
   const value = Buffer.alloc(VALUE_BYTES, 0x62);
@@ -78,7 +81,7 @@ async function benchPuts(batchIntervalMs: number): Promise<void> {
     await backend.forceCommit();
     const durableMs = performance.now() - started;
     console.log(
-      `puts, ${phase} (batch ${batchIntervalMs} ms or 10k ops): ${fmt(config.putOps / (appliedMs / 1000), 0)} applied/s, ` +
+      `puts, ${phase}${eventsWithPrevKv ? "" : " without prevKv"} (batch ${batchIntervalMs} ms or 10k ops): ${fmt(config.putOps / (appliedMs / 1000), 0)} applied/s, ` +
         `${fmt((cpuMs * 1000) / config.putOps, 2)} µs main-thread CPU/put, ` +
         `${fmt((backend.fullRingWaitMs - blockedBefore) / 1000, 2)} s blocked on a full ring, ` +
         `all durable at ${fmt(config.putOps / (durableMs / 1000), 0)}/s`,
