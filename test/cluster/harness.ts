@@ -60,11 +60,6 @@ const KNOWN_GAPS: Record<ClusterKind, ReadonlySet<string>> = {
   "etcd-ts": new Set([
     "promote-check-order",
     "self-remove-answer",
-    // MemberUpdate moving a follower's peer URL, asked through that follower: etcd keeps the
-    // established peer streams until the member restarts on the new URL, so it learns the commit and
-    // keeps serving; etcd-ts's peers drop the streams and dial the new URL where nothing listens yet:
-    // the request answers "etcdserver: request timed out" and the member campaigns alone (term climbing).
-    "member-update-drops-streams",
     // A member that joins empty (`existing`) when the leader's log no longer reaches back receives
     // the leader's database snapshot every few ms ("received and saved database snapshot") and never
     // installs it: it never publishes itself nor answers /health (as of 46199d3).
