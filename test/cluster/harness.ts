@@ -62,7 +62,10 @@ const KNOWN_GAPS: Record<ClusterKind, ReadonlySet<string>> = {
     "self-remove-answer",
     // A member that joins empty (`existing`) when the leader's log no longer reaches back receives
     // the leader's database snapshot every few ms ("received and saved database snapshot") and never
-    // installs it: it never publishes itself nor answers /health (as of 46199d3).
+    // installs it: it never publishes itself nor answers /health. The snapshot message carries the
+    // stored snapshot's index (taken before the member was added) and its ConfState, which lacks the
+    // joiner, so raft refuses it ("not in the ConfState"); etcd's createMergedSnapshotMessage stamps
+    // the merged snapshot with the applied index/term and the current ConfState instead.
     "snapshot-install",
   ]),
 };
