@@ -47,7 +47,7 @@ import { decodeMemberContext, encodeMemberContext, type Member, Membership } fro
 import { FORWARD_TIMEOUT_MS_DEFAULT, forwardToLeader } from "./peerHandlers.js";
 import { RaftLoop, type RaftTransport } from "./raftLoop.js";
 import { ReadIndexRounds } from "./readIndex.js";
-import { RaftSnapshots, type SnapshotConfig } from "./snapshot.js";
+import { encodeSnapshotData, RaftSnapshots, type SnapshotConfig } from "./snapshot.js";
 import { Waiters } from "./waiters.js";
 
 /**
@@ -167,6 +167,8 @@ export class EtcdServer implements EtcdServerApi {
   private readonly clientUrls: string[];
   private readonly onFatal: (error: unknown) => void;
   private appliedIndexValue: number;
+  /** The term of the entry at appliedIndexValue (0 until an entry is applied in this process). */
+  private appliedTermValue = 0;
   private leaderId = 0n;
   private term = 0;
   private readonly alarms = new Map<string, etcdserverpb.AlarmMember>();
@@ -283,7 +285,7 @@ export class EtcdServer implements EtcdServerApi {
       node: options.node,
       storage: options.storage,
       wal: options.wal,
-      transport: options.transport,
+      transport: { send: (messages) => options.transport.send(this.mergeSnapshots(messages)) },
       tickMs: options.tickMs,
       hooks: {
         apply: (entries) => this.applyEntries(entries),
@@ -570,6 +572,32 @@ export class EtcdServer implements EtcdServerApi {
 
   /** Called after a received snapshot replaced the store (the watch hub resyncs its watchers). */
   onRestored: (() => void) | null = null;
+
+  /**
+   * etcd's createMergedSnapshotMessage: a MsgSnap raft asks to send carries the stored snapshot, taken
+   * perhaps long ago (before the receiver was even a member: its ConfState would not list it, and the
+   * receiver's raft would refuse it). It is sent instead as of now: the applied index and term, the
+   * current ConfState and member list, beside the backend image taken when the send starts (which holds
+   * at least everything applied now).
+   */
+  private mergeSnapshots(messages: readonly Message[]): readonly Message[] {
+    let merged: Message[] | null = null;
+    for (let i = 0; i < messages.length; i++) {
+      const message = messages[i]!;
+      if (message.type !== MessageType.Snap || message.snapshot === null) continue;
+      const stored = message.snapshot.metadata;
+      if (this.appliedTermValue === 0 || this.appliedIndexValue <= stored.index) continue;
+      merged ??= [...messages];
+      merged[i] = {
+        ...message,
+        snapshot: {
+          data: encodeSnapshotData(this.membership.list()),
+          metadata: { index: this.appliedIndexValue, term: this.appliedTermValue, confState: this.confState },
+        },
+      };
+    }
+    return merged ?? messages;
+  }
 
   /** Makes the transport's peers the member list's (after a snapshot replaced it). */
   private syncPeers(): void {
@@ -1037,6 +1065,7 @@ export class EtcdServer implements EtcdServerApi {
           throw new Error(`unknown entry type ${entry.type}`);
       }
       this.appliedIndexValue = entry.index;
+      this.appliedTermValue = entry.term;
     }
     this.reads.onApplied();
   }

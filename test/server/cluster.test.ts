@@ -304,6 +304,37 @@ describe("a cluster of etcd-ts members", () => {
     await callUnary(c3.kv, c3.kv.Put, { key: encoder.encode("after"), value: encoder.encode("snapshot") });
     const read = await callUnary(c1.kv, c1.kv.Range, { key: encoder.encode("after") });
     assert.equal(decoder.decode(read.kvs[0]!.value), "snapshot");
-    await Promise.all([...members.slice(0, 2), back].map((m) => m.close()));
+
+    // A member that joins now starts empty, and the leader's log no longer reaches back to the start: it
+    // gets a snapshot stamped as of the leader's applied state (its ConfState lists the joiner).
+    const [p4] = await plan(["c4"]);
+    // (The restarted member reconnected moments ago: until it has been up 5 s the add is "unhealthy".)
+    const added = await waitFor("the add to be allowed", () =>
+      callUnary(c1.cluster, c1.cluster.MemberAdd, { peerURLs: [p4!.peerUrl], isLearner: true }),
+    );
+    const joinCluster = [...plans, p4!].map((p) => `${p.name}=${p.peerUrl}`).join(",");
+    const joinerLines: string[] = [];
+    const joinerLog = createLogger({
+      level: "info",
+      destination: { write: (line: string) => void joinerLines.push(line) },
+    });
+    const joiner = await startSmall(
+      options(p4!, joinCluster, { initialClusterState: "existing", log: joinerLog }),
+    );
+    assert.equal(joiner.memberId, added.member?.ID);
+    const c4 = clientsOf(joiner);
+    const leaderNow = await callUnary(c1.maintenance, c1.maintenance.Status, {});
+    await waitFor("the joiner to reach the leader's revision", async () => {
+      const status = await callUnary(c4.maintenance, c4.maintenance.Status, {});
+      return status.header!.revision >= leaderNow.header!.revision ? status : undefined;
+    });
+    // A learner answers only Status and serializable ranges: compare every key and its revisions.
+    const everything = { key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]), serializable: true };
+    const onJoiner = await callUnary(c4.kv, c4.kv.Range, everything);
+    const onLeader = await callUnary(c1.kv, c1.kv.Range, everything);
+    assert.ok(onJoiner.count > 30);
+    assert.deepEqual(onJoiner.kvs, onLeader.kvs, "the joiner holds the leader's keys, values and revisions");
+    assert.ok(joinerLines.some((line) => (JSON.parse(line) as { msg: string }).msg === "applied snapshot"));
+    await Promise.all([...members.slice(0, 2), back, joiner].map((m) => m.close()));
   });
 });
