@@ -525,8 +525,15 @@ export class EtcdServer implements EtcdServerApi {
     this.log.warn("the member has been permanently removed from the cluster", {
       "local-member-id": formatId(this.memberId),
     });
-    // After this turn: the apply in progress finishes first.
-    setImmediate(() => this.onRemoved());
+    // After this turn: the apply in progress finishes first (a member removing itself gets its answer).
+    // Then requests still waiting fail at once with "server stopped" rather than wait out the member's
+    // graceful stop, which waits for them.
+    setImmediate(() => {
+      const stopped = new EtcdError("Stopped");
+      this.waiters.failAll(stopped);
+      this.reads.failAll(stopped);
+      this.onRemoved();
+    });
   }
 
   get isLearner(): boolean {
@@ -692,10 +699,8 @@ export class EtcdServer implements EtcdServerApi {
     ) {
       throw new EtcdError("LearnerNotReady");
     }
-    if (this.strictReconfigCheck) {
-      if (!this.readyToPromote(id)) throw new EtcdError("MemberNotEnoughStarted");
-      if (!this.connectedFullySince(Date.now() - HEALTH_INTERVAL_MS)) throw new EtcdError("Unhealthy");
-    }
+    // etcd 3.4's mayPromoteMember checks started members only (no connectivity check, unlike add/remove).
+    if (this.strictReconfigCheck && !this.readyToPromote(id)) throw new EtcdError("MemberNotEnoughStarted");
     return this.proposeConfChange({
       id: 0n,
       type: ConfChangeType.AddNode,
