@@ -128,6 +128,9 @@ const HEALTH_INTERVAL_MS = 5000;
 const LEARNER_READY_PERCENT = 0.9;
 /** Received snapshot databases remembered until raft applies one (older ones are deleted). */
 const RECEIVED_SNAPSHOTS_MAX = 4;
+/** Lease reads waiting for the apply loop to reach the commit index, at most, and how long each may wait. */
+const APPLIED_WAITERS_MAX = 100_000;
+const APPLIED_WAIT_MS = 1000;
 /** How often a configuration change refused for a pending one is proposed again. */
 const CONF_CHANGE_RETRY_MS = 10;
 /** etcd's maxLearners. */
@@ -927,15 +930,40 @@ export class EtcdServer implements EtcdServerApi {
     return { header: { revision: this.store.revision }, leases: this.lessor.leases().map((ID) => ({ ID })) };
   }
 
-  /** etcd's waitAppliedIndex before lease reads on the leader: up to 1 s, then a timeout error. */
-  private async waitAppliedCommitted(): Promise<void> {
+  /**
+   * etcd's waitAppliedIndex before lease reads on the leader: until everything committed now is applied,
+   * up to 1 s ("etcdserver: timed out waiting for the applied index"). Woken by the apply loop.
+   */
+  private waitAppliedCommitted(): Promise<void> {
     const target = this.node.raft.log.committed;
-    if (this.appliedIndexValue >= target) return;
-    const deadline = Date.now() + 1000;
-    while (this.appliedIndexValue < target) {
-      if (Date.now() > deadline || this.stopped) throw new EtcdError("TimeoutWaitAppliedIndex");
-      await new Promise((resolve) => setTimeout(resolve, 5));
+    if (this.appliedIndexValue >= target) return Promise.resolve();
+    if (this.appliedWaiters.length >= APPLIED_WAITERS_MAX)
+      return Promise.reject(new EtcdError("TooManyRequests"));
+    return new Promise((resolve, reject) => {
+      this.appliedWaiters.push({ index: target, deadlineMs: Date.now() + APPLIED_WAIT_MS, resolve, reject });
+    });
+  }
+
+  /** Callers of waitAppliedCommitted, in arrival order (their targets never decrease). */
+  private appliedWaiters: Array<{
+    index: number;
+    deadlineMs: number;
+    resolve: () => void;
+    reject: (error: unknown) => void;
+  }> = [];
+
+  /** After an apply (resolve the reached ones) and on the sweep (fail the late ones). */
+  private settleAppliedWaiters(nowMs: number | null): void {
+    if (this.appliedWaiters.length === 0) return;
+    const waiting: typeof this.appliedWaiters = [];
+    for (const waiter of this.appliedWaiters) {
+      if (this.appliedIndexValue >= waiter.index) waiter.resolve();
+      else if (this.stopped) waiter.reject(new EtcdError("Stopped"));
+      else if (nowMs !== null && nowMs > waiter.deadlineMs)
+        waiter.reject(new EtcdError("TimeoutWaitAppliedIndex"));
+      else waiting.push(waiter);
     }
+    this.appliedWaiters = waiting;
   }
 
   /** Every EXPIRY_ROUND_INTERVAL_MS on the leader: propose a revoke for each expired lease (<= 16 in flight). */
@@ -1073,6 +1101,7 @@ export class EtcdServer implements EtcdServerApi {
       this.appliedTermValue = entry.term;
     }
     this.reads.onApplied();
+    this.settleAppliedWaiters(null);
   }
 
   private applyNormal(entry: Entry): void {
