@@ -70,6 +70,8 @@ export interface Member {
   readonly advertiseClientUrls: readonly string[];
   readonly dataDir: string;
   readonly server: EtcdServer;
+  /** The member's watch hub (its stats() show watchers, queued bytes, fan-out mode). */
+  readonly watchHub: WatchHub;
   /**
    * Stops accepting, lets in-flight requests finish (up to etcd's request timeout), stops raft, flushes
    * the WAL and commits the backend. Safe to call twice; resolves when everything is closed.
@@ -319,7 +321,7 @@ class RunningMember implements Member {
     private readonly booted: Bootstrapped,
     readonly server: EtcdServer,
     private readonly api: Api,
-    private readonly watchHub: WatchHub,
+    readonly watchHub: WatchHub,
     private readonly transport: Transport,
     private readonly ports: readonly ClientPort[],
     readonly clientUrls: readonly string[],
