@@ -47,34 +47,6 @@ export function clusterTargets(): TargetSpec[] {
   return ALL_TARGETS.filter((t) => names.includes(t.kind));
 }
 
-/**
- * Behaviours where etcd-ts still differs from etcd 3.4 (reported to the lead): the test asserting
- * etcd's behaviour is not registered for that target, so it is never counted as passing there.
- */
-const KNOWN_GAPS: Record<ClusterKind, ReadonlySet<string>> = {
-  etcd: new Set(),
-  // etcd-ts checks the leader's connectivity ("unhealthy cluster") before learner-ness on
-  // MemberPromote; etcd 3.4's mayPromoteMember has no connectivity check at all.
-  // A member removing itself answers "etcdserver: request timed out" after the request timeout where
-  // etcd answers at once (success, or "etcdserver: server stopped" as it stops).
-  "etcd-ts": new Set([
-    "promote-check-order",
-    "self-remove-answer",
-    // A member that joins empty (`existing`) when the leader's log no longer reaches back receives
-    // the leader's database snapshot every few ms ("received and saved database snapshot") and never
-    // installs it: it never publishes itself nor answers /health. The snapshot message carries the
-    // stored snapshot's index (taken before the member was added) and its ConfState, which lacks the
-    // joiner, so raft refuses it ("not in the ConfState"); etcd's createMergedSnapshotMessage stamps
-    // the merged snapshot with the applied index/term and the current ConfState instead.
-    "snapshot-install",
-  ]),
-};
-
-/** Whether a check is left unregistered for `kind`; CLUSTER_INCLUDE_GAPS=1 registers them all (to see a fix). */
-export function knownGap(kind: ClusterKind, gap: string): boolean {
-  return process.env.CLUSTER_INCLUDE_GAPS !== "1" && KNOWN_GAPS[kind].has(gap);
-}
-
 /** A cluster for the end-to-end tests: no fault proxies, quick timeouts. */
 export function startTestCluster(kind: ClusterKind, options: ClusterStartOptions = {}): Promise<Cluster> {
   return startCluster(kind, {

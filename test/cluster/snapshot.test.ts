@@ -7,7 +7,6 @@ import {
   clusterTargets,
   ctl,
   endpoints,
-  knownGap,
   leaderName,
   startTestCluster,
 } from "./harness.js";
@@ -29,7 +28,6 @@ const WRITERS = 32;
 const SNAPSHOT_RECEIVED_LOG = '"msg":"received and saved database snapshot"';
 
 for (const target of clusterTargets()) {
-  if (knownGap(target.kind, "snapshot-install")) continue;
   describe(`a new member of a ${target.label} cluster that needs a snapshot`, { timeout: 240_000 }, () => {
     let cluster: Cluster;
 
