@@ -262,6 +262,9 @@ export async function bootstrap(options: BootstrapOptions): Promise<Bootstrapped
     const store = MvccStore.open({
       backend,
       compactionBatchLimit: config.experimentalCompactionBatchLimit,
+      // Writes do not read each key's previous value for watch events: the watch hub looks prev_kv up
+      // itself, only while a watcher asked for it (test/watch/prevKvLookup.test.ts).
+      eventsWithPrevKv: false,
     });
     const openWal = wal;
     return {
