@@ -6,6 +6,7 @@ import { runGrpcWatchScenario } from "./grpcWatch.js";
 import {
   compare,
   describeDifferences,
+  labelLeases,
   loadAllowList,
   normalise,
   parseScenario,
@@ -33,6 +34,7 @@ const SCENARIOS: { file: string; targets: DiffTarget[] }[] = [
   { file: "kv.txt", targets: [etcdTsTarget, storeDoubleTarget] },
   { file: "lease.txt", targets: [etcdTsTarget] },
   { file: "watch.txt", targets: [etcdTsTarget] },
+  { file: "lock.txt", targets: [etcdTsTarget] },
 ];
 
 describe("differential: etcdctl scenarios against a real etcd 3.4.23 and etcd-ts layers", () => {
@@ -163,6 +165,34 @@ describe("differential: etcdctl scenarios against a real etcd 3.4.23 and etcd-ts
       [size],
     );
     assert.deepEqual(result.stale, [index]);
+  });
+
+  it("labels lease ids no step captured in first-seen order: in session keys (simple and base64 JSON), JSON fields and `lease list`", () => {
+    const identity = { memberId: 1000n, clusterId: 1001n, name: "ref", raftIndex: 5 };
+    const labels = new Map<bigint, string>();
+    const read = (text: string) => labelLeases(normalise(text, identity, "127.0.0.1:1"), labels);
+    const first = 0x694d7f5a3b2c1d11n;
+    const second = 0x694d7f5a3b2c1d0en;
+    const b64 = (key: string) => Buffer.from(key).toString("base64");
+    // Short hex words after a slash are keys, not leases; so are small numbers.
+    assert.equal(read(`mylock/${first.toString(16)}\n\nl/abcdef\n`), "mylock/<lease-1>\n\nl/abcdef\n");
+    assert.equal(
+      read(
+        `{"kvs":[{"key":"${b64(`mylock/${second.toString(16)}`)}","lease":${second}},` +
+          `{"key":"${b64(`mylock/${first.toString(16)}`)}","lease":${first}},` +
+          `{"key":"${b64("plain")}","lease":1234}]}`,
+      ),
+      '{"kvs":[{"key":"b64(mylock/<lease-2>)","lease":<lease-2>},' +
+        '{"key":"b64(mylock/<lease-1>)","lease":<lease-1>},' +
+        `{"key":"${b64("plain")}","lease":1234}]}`,
+    );
+    // etcd lists leases by expiry (timing): compared in id order; a new id gets the next label.
+    const third = 0x694d7f5a3b2c1d20n;
+    assert.equal(
+      read(`found 3 leases\n${third.toString(16)}\n${first.toString(16)}\n${second.toString(16)}\n`),
+      "found 3 leases\n<lease-2>\n<lease-1>\n<lease-3>\n",
+    );
+    assert.equal(read(`lease ${third.toString(16)} granted`), "lease <lease-3> granted");
   });
 
   it("captures ids with `=> NAME`, and reads lease TTLs and key lists as timing- and order-free", () => {

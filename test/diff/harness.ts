@@ -31,7 +31,10 @@ import type { DiffTarget } from "./targets.js";
  * Ids a server picks (lease ids) are captured and reused: `lease grant 60 => L1` stores the hex id the
  * output names ("lease 694d7f5a3b2c1d0e granted ...") as L1; a later `$L1` in an argument or here-doc is
  * replaced by it in hex (as etcdctl's lease commands take it); in outputs the id (hex, or decimal in
- * JSON) reads `<L1>`.
+ * JSON) reads `<L1>`. `get k -w json => T1` captures the lease of the first key listed (`"lease":N`).
+ *
+ * Leases a scenario does not grant itself (the session leases of etcdctl's lock and elect) read
+ * `<lease-1>`, `<lease-2>`... in the order the run first shows them (see labelLeases).
  */
 
 export interface Step {
@@ -213,6 +216,12 @@ export function normalise(output: string, identity: Identity, endpoint: string):
     nearTtl(ttl, left) ? `"ttl":<about ${ttl}>,"granted-ttl":${ttl}` : whole,
   );
   text = text.replace(/"took":"[^"]*"/g, '"took":<duration>');
+  // A session key in JSON (base64) shows decoded, `"key":"b64(mylock/694d...)"`, so that the lease id
+  // in it can be read as one (replaceCaptured, labelLeases) just as in the simple format.
+  text = text.replace(/"key":"([A-Za-z0-9+/]*={0,2})"/g, (whole, base64: string) => {
+    const key = Buffer.from(base64, "base64").toString("latin1");
+    return SESSION_KEY.test(key) ? `"key":"b64(${key})"` : whole;
+  });
   // Table cells are padded to their widest value, which the replacements above may have changed.
   text = text
     .split("\n")
@@ -229,6 +238,64 @@ function replaceCaptured(text: string, captured: ReadonlyMap<string, bigint>): s
     out = out.replace(new RegExp(`\\b(0*${id.toString(16)}|${id.toString()})\\b`, "g"), `<${name}>`);
   }
   return out;
+}
+
+/**
+ * A lease id as either server makes one (etcd's idutil: the member id's low 16 bits, a millisecond clock,
+ * a counter; top bit cleared) has at least this many hex digits: shorter hex words after a `/` are keys.
+ */
+const LEASE_HEX_DIGITS_MIN = 10;
+/** ...and in decimal (2^36 and up), so small numbers (`"lease":0`, test ids like 1234) stay as they are. */
+const LEASE_DECIMAL_DIGITS_MIN = 11;
+
+const LEASE_HEX = `[0-9a-f]{${LEASE_HEX_DIGITS_MIN},16}`;
+/** A key clientv3/concurrency writes: `<prefix>/<session lease in %x>`. */
+const SESSION_KEY = new RegExp(`^[\\x20-\\x7e]*/${LEASE_HEX}$`);
+/** Where an uncaptured lease id shows, in output order: JSON fields, key suffixes, `lease list` lines. */
+const LEASE_MENTION = new RegExp(
+  [
+    `("(?:lease|ID)":)(\\d{${LEASE_DECIMAL_DIGITS_MIN},20})\\b`,
+    `(/)(${LEASE_HEX})\\b`,
+    `(^)(${LEASE_HEX})$`,
+    `(\\blease )(${LEASE_HEX})\\b`,
+  ].join("|"),
+  "gm",
+);
+
+/**
+ * Shows lease ids the scenario did not capture as `<lease-N>`, numbered in first-seen order over the
+ * run (`labels` carries the numbering from step to step): both servers make ids from their member id and
+ * clock, so only the order in which a run meets them can compare. `lease list` prints ids in etcd's
+ * expiry order, which depends on when keepalives ran: its lines are sorted by id first (ids grow with
+ * grant order on both servers).
+ */
+export function labelLeases(text: string, labels: Map<bigint, string>): string {
+  const out = text.replace(
+    /^(found \d+ leases\n)((?:[0-9a-f]+\n)*)/m,
+    (_whole, head: string, ids: string) => {
+      const sorted = ids
+        .split("\n")
+        .filter((id) => id !== "")
+        .sort((a, b) => (BigInt(`0x${a}`) < BigInt(`0x${b}`) ? -1 : 1));
+      return `${head}${sorted.map((id) => `${id}\n`).join("")}`;
+    },
+  );
+  return out.replace(LEASE_MENTION, (whole, ...groups: (string | undefined)[]) => {
+    // Four alternatives of (head)(id): the decimal one first, then three hex ones.
+    for (let i = 0; i < 8; i += 2) {
+      const head = groups[i];
+      const digits = groups[i + 1];
+      if (head === undefined || digits === undefined) continue;
+      const id = i === 0 ? BigInt(digits) : BigInt(`0x${digits}`);
+      let label = labels.get(id);
+      if (label === undefined) {
+        label = `<lease-${labels.size + 1}>`;
+        labels.set(id, label);
+      }
+      return `${head}${label}`;
+    }
+    return whole;
+  });
 }
 
 export interface StepOutput {
@@ -295,6 +362,7 @@ export async function runScenario(target: DiffTarget, steps: readonly Step[]): P
   try {
     const identity = await identify(running.endpoint);
     const captured = new Map<string, bigint>();
+    const leaseLabels = new Map<bigint, string>();
     const substitute = (text: string) =>
       text.replace(/\$([A-Za-z]\w*)/g, (whole, name: string) => captured.get(name)?.toString(16) ?? whole);
     const outputs: StepOutput[] = [];
@@ -303,17 +371,14 @@ export async function runScenario(target: DiffTarget, steps: readonly Step[]): P
       for (const step of steps) {
         const result = await runStep(running.endpoint, step, substitute, backgrounds);
         if (step.capture !== undefined) {
-          const id =
-            /\blease ([0-9a-f]+)\b/.exec(result.stdout)?.[1] ?? /"ID":(\d+)/.exec(result.stdout)?.[1];
-          if (id === undefined)
+          const hex = /\blease ([0-9a-f]+)\b/.exec(result.stdout)?.[1];
+          const decimal = /"(?:ID|lease)":(\d+)/.exec(result.stdout)?.[1];
+          if (hex === undefined && decimal === undefined)
             throw new Error(`line ${step.line}: no id to capture in ${result.stdout}${result.stderr}`);
-          captured.set(
-            step.capture,
-            /^\d+$/.test(id) && result.stdout.includes('"ID"') ? BigInt(id) : BigInt(`0x${id}`),
-          );
+          captured.set(step.capture, hex !== undefined ? BigInt(`0x${hex}`) : BigInt(decimal as string));
         }
         const withIds = (text: string) =>
-          replaceCaptured(normalise(text, identity, running.endpoint), captured);
+          labelLeases(replaceCaptured(normalise(text, identity, running.endpoint), captured), leaseLabels);
         outputs.push({
           stdout: withIds(result.stdout),
           stderr: withIds(result.stderr),
