@@ -3,19 +3,8 @@
  * the parent that replays them into the model agree without talking.
  */
 import type { WriteOp } from "../../src/mvcc/types.js";
+import { rng } from "../support/prng.js";
 import { LIVE_LEASE } from "./harness.js";
-
-/** mulberry32: a tiny seeded PRNG (deterministic across processes). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const KEYS = 40;
 

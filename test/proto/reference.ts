@@ -7,6 +7,8 @@ import { isAbsolute, join, resolve } from "node:path";
 import protobuf from "protobufjs";
 import { PROTO_FILES } from "../../src/proto/codegen/generate.js";
 
+export { rng } from "../support/prng.js";
+
 const PROTO_ROOT = resolve(import.meta.dirname, "../../src/proto");
 
 export function loadReference(): protobuf.Root {
@@ -99,18 +101,6 @@ export function toRef(type: protobuf.Type, obj: Record<string, unknown>): Record
     out[field.name] = field.repeated ? (v as unknown[]).map(one) : one(v);
   }
   return out;
-}
-
-/** A small seeded PRNG (mulberry32) so a failing case replays from its seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const TWO_POW_53 = 2 ** 53;

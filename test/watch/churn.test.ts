@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { callUnary, type etcdserverpb, type KVClient } from "../../src/proto/index.js";
 import type { FanoutMode } from "../../src/watch/types.js";
+import { rng } from "../support/prng.js";
 import { clients, type RunningWatchServer, startWatchServer, WatchSession } from "./watchServer.js";
 
 /**
@@ -19,17 +20,6 @@ const STREAMS = 6;
 const KEYS = 40;
 /** Guard for the final drain (not a timing assertion: a correct server finishes long before). */
 const DRAIN_WAIT_MS = 60_000;
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const text = (u: Uint8Array | undefined) => Buffer.from(u ?? []).toString("latin1");
 

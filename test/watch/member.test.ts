@@ -9,6 +9,7 @@ import { createLogger } from "../../src/log/logger.js";
 import { callUnary, etcdserverpb, type KVClient, type mvccpb } from "../../src/proto/index.js";
 import { STREAM_QUEUED_BYTES_MAX_DEFAULT, type WatchHub } from "../../src/watch/hub.js";
 import { freePort } from "../support/ports.js";
+import { rng } from "../support/prng.js";
 import { clients, STREAM_WAIT_MS, WatchSession } from "./watchServer.js";
 
 /**
@@ -63,17 +64,6 @@ function eventLine(e: mvccpb.Event): string {
   const prev = e.prevKv === undefined ? "-" : `${text(e.prevKv.value)}@${e.prevKv.modRevision}`;
   const kv = e.kv;
   return `${e.type}|${text(kv?.key)}|${text(kv?.value)}|${kv?.modRevision}|${kv?.createRevision}|${kv?.version}|${prev}`;
-}
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe("watch on a member (raft, WAL, lmdb)", () => {

@@ -15,18 +15,7 @@ import {
   writeVarint64,
   writeWatchIdField,
 } from "../../src/watch/wire.js";
-
-/** A small seeded generator (mulberry32), so a failure replays. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from "../support/prng.js";
 
 /** Byte fields as plain arrays, so Buffer and Uint8Array views compare by content. */
 function plain(value: unknown): unknown {

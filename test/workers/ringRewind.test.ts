@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createRingBuffer, RingConsumer, RingProducer } from "../../src/workers/ring.js";
+import { rng } from "../support/prng.js";
 
 /** Must match src/workers/ring.ts: the header before the frame area and the early-wrap position. */
 const HEADER_BYTES = 64;
@@ -9,18 +10,6 @@ const FRAME_HEADER_BYTES = 8;
 
 function frameBytes(length: number): number {
   return FRAME_HEADER_BYTES + ((length + 7) & ~7);
-}
-
-/** A small deterministic generator (mulberry32), so a failure replays. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function fill(seq: number, length: number): Uint8Array {
