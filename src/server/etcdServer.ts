@@ -325,6 +325,13 @@ export class EtcdServer implements EtcdServerApi {
     this.eventSink = sink;
   }
 
+  /** Calls `hook` each time a received snapshot replaced the store (the watch hub resyncs its watchers). */
+  setRestoredHook(hook: () => void): void {
+    this.onRestored = hook;
+  }
+
+  private onRestored: (() => void) | null = null;
+
   private publishEvents(events: readonly MvccEvent[]): void {
     if (events.length > 0 && this.eventSink !== null) this.eventSink(this.store.revision, events);
   }
@@ -580,9 +587,6 @@ export class EtcdServer implements EtcdServerApi {
     this.log.info("applied snapshot", { "local-member-applied-index": this.appliedIndexValue });
   }
 
-  /** Called after a received snapshot replaced the store (the watch hub resyncs its watchers). */
-  onRestored: (() => void) | null = null;
-
   /**
    * etcd's createMergedSnapshotMessage: a MsgSnap raft asks to send carries the stored snapshot, taken
    * perhaps long ago (before the receiver was even a member: its ConfState would not list it, and the
@@ -669,7 +673,7 @@ export class EtcdServer implements EtcdServerApi {
     return { header: { revision: 0 }, members: members.map(memberToWire) };
   }
 
-  /** Only the leader knows whether a learner caught up: a follower forwards (`forwardPromote`). */
+  /** Only the leader knows whether a learner caught up: a follower forwards to the leader's peer port. */
   async memberPromote(
     request: etcdserverpb.MemberPromoteRequest,
   ): Promise<etcdserverpb.MemberPromoteResponseInit> {
@@ -1290,17 +1294,15 @@ export class EtcdServer implements EtcdServerApi {
       case ConfChangeType.AddNode:
       case ConfChangeType.AddLearnerNode: {
         if (cc.context.length === 0) return null;
-        const context = JSON.parse(new TextDecoder().decode(cc.context)) as { isPromote?: boolean };
         const existing = this.membership.get(id);
-        if (context.isPromote === true) {
+        if (isPromoteContext(cc.context)) {
           if (existing === undefined) return new EtcdError("MemberNotFound");
           if (!existing.isLearner) return new EtcdError("MemberNotLearner");
           return null;
         }
         if (existing !== undefined) return new EtcdError("MemberExist");
-        const member = decodeMemberContext(cc.context);
-        const used = new Set(this.membership.list().flatMap((m) => m.peerUrls));
-        if (member.peerUrls.some((url) => used.has(url))) return new EtcdError("PeerURLExist");
+        if (this.peerUrlInUse(decodeMemberContext(cc.context).peerUrls, null))
+          return new EtcdError("PeerURLExist");
         if (cc.type === ConfChangeType.AddLearnerNode) {
           const learners = this.membership.list().filter((m) => m.isLearner).length;
           if (learners + 1 > LEARNERS_MAX) return new EtcdError("TooManyLearners");
@@ -1311,19 +1313,20 @@ export class EtcdServer implements EtcdServerApi {
         return this.membership.get(id) === undefined ? new EtcdError("MemberNotFound") : null;
       case ConfChangeType.UpdateNode: {
         if (this.membership.get(id) === undefined) return new EtcdError("MemberNotFound");
-        const member = decodeMemberContext(cc.context);
-        const used = new Set(
-          this.membership
-            .list()
-            .filter((m) => m.id !== id)
-            .flatMap((m) => m.peerUrls),
-        );
-        if (member.peerUrls.some((url) => used.has(url))) return new EtcdError("PeerURLExist");
+        if (this.peerUrlInUse(decodeMemberContext(cc.context).peerUrls, id))
+          return new EtcdError("PeerURLExist");
         return null;
       }
       default:
         return null;
     }
+  }
+
+  /** Whether any member other than `except` already uses one of `urls` as a peer URL. */
+  private peerUrlInUse(urls: readonly string[], except: bigint | null): boolean {
+    return this.membership
+      .list()
+      .some((m) => m.id !== except && m.peerUrls.some((url) => urls.includes(url)));
   }
 
   private applyMembershipChange(change: { type: number; nodeId: bigint }, context: Uint8Array): void {
@@ -1332,8 +1335,7 @@ export class EtcdServer implements EtcdServerApi {
       case ConfChangeType.AddNode:
       case ConfChangeType.AddLearnerNode: {
         if (context.length === 0) break;
-        const parsed = JSON.parse(new TextDecoder().decode(context)) as { isPromote?: boolean };
-        if (parsed.isPromote === true) {
+        if (isPromoteContext(context)) {
           this.membership.promote(id);
           this.log.info("promote member", {
             "cluster-id": formatId(this.clusterId),
@@ -1575,6 +1577,11 @@ function parseMemberUrls(urls: readonly string[]): string[] {
     out.push(text);
   }
   return out.sort();
+}
+
+/** A conf change context that promotes a learner (etcd's ConfigChangeContext with isPromote). */
+function isPromoteContext(context: Uint8Array): boolean {
+  return (JSON.parse(new TextDecoder().decode(context)) as { isPromote?: boolean }).isPromote === true;
 }
 
 function memberToWire(m: Member): etcdserverpb.MemberInit {

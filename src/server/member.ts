@@ -231,7 +231,7 @@ export async function startMemberWithConfig(
     watchHub = hub;
     await hub.start();
     server.setEventSink((revision, events) => hub.onApplied(revision, events));
-    server.onRestored = () => hub.resync();
+    server.setRestoredHook(() => hub.resync());
     for (const [path, handler] of Object.entries(leaderHandlers(server))) peerTransport.handle(path, handler);
     const api = createApi(server, {
       watch: createWatchService({ hub, server, electionTimeoutMs: config.electionTimeoutMs }),

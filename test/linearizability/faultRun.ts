@@ -167,6 +167,25 @@ export async function runFaultRun(options: FaultRunOptions): Promise<FaultRunRep
 }
 
 /** Problems with the write log the watcher saw: gaps, duplicates, lost acknowledged writes, invented writes. */
+/**
+ * For the checker's teeth: short runs with seeds `options.seed`, +1, ... (at most `attempts`) until one is
+ * reported as a violation. Every run here is expected to fail, so the histories they keep are deleted.
+ * Returns the violating report (null if none) and the verdicts of all runs, for the failure message.
+ */
+export async function firstViolation(
+  options: FaultRunOptions,
+  attempts: number,
+): Promise<{ report: FaultRunReport | null; verdicts: string[] }> {
+  const verdicts: string[] = [];
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const report = await runFaultRun({ ...options, seed: options.seed + attempt });
+    verdicts.push(report.check.verdict);
+    if (report.historyPath !== null) rmSync(report.historyPath, { force: true });
+    if (report.check.verdict === "violation") return { report, verdicts };
+  }
+  return { report: null, verdicts };
+}
+
 export function checkWriteLog(
   history: readonly HistoryOp[],
   events: readonly WatchedEvent[],
