@@ -41,7 +41,8 @@ function etcdctl(etcd: RealEtcd, ...args: string[]): string {
 
 function addLearner(etcd: RealEtcd, name: string, peerUrl: string): string {
   const out = etcdctl(etcd, "member", "add", name, `--peer-urls=${peerUrl}`, "--learner");
-  const match = /Member ([0-9a-f]+) added/.exec(out);
+  // etcdctl pads the id to 16 columns ("Member  8855857d4031b93 added" for a 15-digit id).
+  const match = /Member\s+([0-9a-f]+) added/.exec(out);
   assert.ok(match, out);
   return match[1]!;
 }

@@ -51,11 +51,7 @@ async function startTestMember(): Promise<{ member: Member; endpoint: string; st
   };
 }
 
-/**
- * The member's watch hub, for its stats. Member does not expose it (asked of the lead: a `watchStats()`
- * on Member); until then it is read from the running member's field, and checked to be a WatchHub so
- * that a rename fails here, loudly.
- */
+/** The member's watch hub, for its stats (queued bytes, watchers). */
 function hubOf(member: Member): WatchHub {
   return member.watchHub;
 }
